@@ -1,0 +1,16 @@
+"""Torch modules of psilon: weight-normalized layers and the PSiLON network family."""
+
+from .layers import CReLULinear, NormalizedLinear, project_l1_ball
+from .networks import PSiLONNet, PSiLONResNet, StandardNet, WeightNormNet, copy_network, stack_members
+
+__all__ = [
+    "CReLULinear",
+    "NormalizedLinear",
+    "PSiLONNet",
+    "PSiLONResNet",
+    "StandardNet",
+    "WeightNormNet",
+    "copy_network",
+    "project_l1_ball",
+    "stack_members",
+]

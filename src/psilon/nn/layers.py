@@ -1,0 +1,273 @@
+"""Weight-normalized linear layers with an optional leading ``members`` dimension.
+
+Every layer stores its parameters with a leading dimension ``K`` (the number of
+independent *members*; ``K = 1`` for a plain layer) so that K networks run as one
+batched computation. The math, for member k and output neuron j::
+
+    w_kj = g_kj * v_kj / ||v_kj||_p            (p = 1 or 2)
+
+``g`` is either one scalar per member shared by all neurons of the layer
+(``shared=True``; the "PSiLON" parameter sharing) or one length per neuron. The
+length may be negative. Biases stay outside the normalization.
+
+The CReLU pair (:class:`CReLULinear`) computes ``W+ relu(z) + W- (-relu(-z)) + b``
+with ``W+`` and ``W-`` normalized jointly by the rows of ``W~ = max(|V+|, |V-|)``.
+
+Pruning (paper P1.5): when ``prune_alpha = a > 0`` the effective direction is the
+blend ``(1 - a) v/||v||_1 + a P(v)`` where ``P(v)`` is the Euclidean projection of
+``v / ||v||_2`` onto the unit L1 ball. Because ``||v/||v||_2||_1 >= 1`` the
+projection lands on the unit L1 *sphere* and is exactly sparse; it is invariant to
+the scale of ``v`` like the normalization itself. Signs agree between the two terms,
+so every row of the blend keeps unit L1 norm and the closed-form path norm stays
+exact throughout pruning. At ``a = 1`` the weights are exactly sparse.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+_NORMS = ("l1", "l2")
+
+
+def project_l1_ball(v: Tensor, radius: float = 1.0) -> Tensor:
+    """Euclidean projection of each row of ``v`` onto the L1 ball of ``radius``.
+
+    Sort-based algorithm (Duchi et al., 2008): rows already inside the ball are
+    returned unchanged; otherwise ``sign(v) * max(|v| - tau, 0)`` with the threshold
+    ``tau`` chosen so that the result has L1 norm ``radius``. Ties are handled
+    (equal magnitudes get the same treatment), zero rows stay zero, ``d = 1`` works.
+
+    Args:
+        v: ``(..., d)`` tensor; the projection acts on the last dimension.
+        radius: positive radius of the ball.
+
+    Returns:
+        ``(..., d)`` tensor, the projection of every row.
+    """
+    if not isinstance(v, Tensor):
+        v = torch.as_tensor(v)
+    if v.dim() == 0:
+        raise ValueError("project_l1_ball needs at least one dimension, got a scalar; pass v[None]")
+    if not (radius > 0 and math.isfinite(radius)):
+        raise ValueError(f"radius must be a positive finite number, got {radius!r}")
+    if not torch.isfinite(v).all():
+        raise ValueError("v contains NaN or inf; the L1 projection is defined for finite inputs only")
+    a = v.abs()
+    mu, _ = torch.sort(a, dim=-1, descending=True)
+    css = torch.cumsum(mu, dim=-1) - radius
+    ind = torch.arange(1, v.shape[-1] + 1, device=v.device, dtype=v.dtype)
+    cond = mu - css / ind > 0
+    # rho: the number of kept coordinates (the last index where cond holds).
+    rho = (cond * ind).amax(dim=-1, keepdim=True).clamp_min(1)
+    tau = torch.gather(css, -1, rho.long() - 1) / rho
+    proj = torch.sign(v) * (a - tau).clamp_min(0)
+    inside = a.sum(dim=-1, keepdim=True) <= radius
+    return torch.where(inside, v, proj)
+
+
+def _row_norm(w: Tensor, norm: str) -> Tensor:
+    if norm == "l1":
+        return w.abs().sum(dim=-1, keepdim=True)
+    return torch.linalg.vector_norm(w, dim=-1, keepdim=True)
+
+
+def _check_norm(norm: str) -> None:
+    if norm not in _NORMS:
+        raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
+
+
+def _check_size(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _orthogonal(members: int, out_features: int, in_features: int) -> Tensor:
+    v = torch.empty(members, out_features, in_features)
+    for k in range(members):
+        nn.init.orthogonal_(v[k])
+    return v
+
+
+class _NormalizedBase(nn.Module):
+    """Shared parameter handling of the normalized layers (lengths, bias, pruning)."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        members: int,
+        norm: str,
+        shared: bool,
+        init_length: float,
+    ) -> None:
+        super().__init__()
+        _check_size("in_features", in_features)
+        _check_size("out_features", out_features)
+        _check_size("members", members)
+        _check_norm(norm)
+        self.in_features = in_features
+        self.out_features = out_features
+        self.members = members
+        self.norm = norm
+        self.shared = bool(shared)
+        n_len = 1 if self.shared else out_features
+        self.length = nn.Parameter(torch.full((members, n_len), float(init_length)))
+        self.bias = nn.Parameter(torch.zeros(members, out_features))
+        self.register_buffer("prune_alpha", torch.zeros(()))
+
+    def _scale(self) -> Tensor:
+        """Lengths broadcastable against ``(K, out, in)``."""
+        return self.length.unsqueeze(-1)
+
+    def _blend(self, v: Tensor, denom: Tensor, proj_of) -> Tensor:
+        """Direction ``v / denom`` blended toward its pruned version by ``prune_alpha``."""
+        unit = v / denom
+        a = float(self.prune_alpha)
+        if a <= 0.0:
+            return unit
+        if self.norm != "l1":
+            raise ValueError("pruning is defined for L1-normalized layers only (norm='l1')")
+        return (1.0 - a) * unit + a * proj_of()
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"members={self.members}, norm={self.norm!r}, shared={self.shared}"
+        )
+
+
+class NormalizedLinear(_NormalizedBase):
+    """Linear layer with L1 or L2 weight normalization, members stacked in front.
+
+    Parameters: ``direction`` ``(K, out, in)`` (orthogonal init per member),
+    ``length`` ``(K, 1)`` if shared else ``(K, out)``, ``bias`` ``(K, out)``.
+
+    Input ``(batch, in)`` (shared by all members) or ``(K, batch, in)``;
+    output ``(K, batch, out)``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        members: int = 1,
+        norm: str = "l1",
+        shared: bool = True,
+        init_length: float = 1.0,
+    ) -> None:
+        super().__init__(
+            in_features, out_features, members=members, norm=norm, shared=shared, init_length=init_length
+        )
+        self.direction = nn.Parameter(_orthogonal(members, out_features, in_features))
+
+    def unit_weight(self) -> Tensor:
+        """Normalized directions (rows of unit norm, blended toward sparsity when pruning), ``(K, out, in)``."""
+        v = self.direction
+        return self._blend(v, _row_norm(v, self.norm), lambda: self.pruned_direction())
+
+    def pruned_direction(self) -> Tensor:
+        """``P(v)``: projection of ``v/||v||_2`` onto the unit L1 ball, ``(K, out, in)``."""
+        v = self.direction
+        return project_l1_ball(v / _row_norm(v, "l2").clamp_min(1e-30))
+
+    def weight(self) -> Tensor:
+        """Effective weight ``W = g * unit_weight``, ``(K, out, in)``."""
+        return self._scale() * self.unit_weight()
+
+    def abs_weight(self) -> Tensor:
+        """``|W|`` used by the path-norm chains, ``(K, out, in)``."""
+        return self.weight().abs()
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = self.weight()
+        k, out = self.members, self.out_features
+        if x.dim() == 2:
+            # One input for all members: a single (batch, in) x (in, K*out) product.
+            y = F.linear(x, w.reshape(k * out, self.in_features), self.bias.reshape(k * out))
+            return y.view(x.shape[0], k, out).transpose(0, 1)
+        if k == 1:
+            return F.linear(x, w[0], self.bias[0])
+        return torch.baddbmm(self.bias.unsqueeze(1), x, w.transpose(1, 2))
+
+
+class CReLULinear(_NormalizedBase):
+    """Concatenated-ReLU linear pair: ``y = W+ relu(z) + W- (-relu(-z)) + b``.
+
+    ``W± = g * V± / ||max(|V+|, |V-|)||`` row-wise (L1 or L2 of ``W~``), so the rows of
+    ``W~ = max(|W+|, |W-|)`` have norm ``|g|``. With ``tied_init`` the two halves start
+    equal (W+ = W-: the layer "looks linear" at init).
+
+    Parameters: ``direction`` ``(K, out, 2*in)`` holding ``[V+, V-]``, ``length``,
+    ``bias``. Input ``(K, batch, in)`` or ``(batch, in)``; output ``(K, batch, out)``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        members: int = 1,
+        norm: str = "l1",
+        shared: bool = True,
+        init_length: float = 1.0,
+        tied_init: bool = True,
+    ) -> None:
+        super().__init__(
+            in_features, out_features, members=members, norm=norm, shared=shared, init_length=init_length
+        )
+        v = _orthogonal(members, out_features, in_features)
+        v_minus = v.clone() if tied_init else _orthogonal(members, out_features, in_features)
+        self.direction = nn.Parameter(torch.cat([v, v_minus], dim=-1))
+
+    def _halves(self, w: Tensor) -> tuple[Tensor, Tensor]:
+        return w[..., : self.in_features], w[..., self.in_features :]
+
+    def _tilde(self, w: Tensor) -> Tensor:
+        plus, minus = self._halves(w)
+        return torch.maximum(plus.abs(), minus.abs())
+
+    def unit_weight(self) -> Tensor:
+        """Normalized ``[V+, V-]`` (rows of ``W~`` have unit norm), ``(K, out, 2*in)``."""
+        v = self.direction
+        denom = _row_norm(self._tilde(v), self.norm)
+        return self._blend(v, denom, lambda: self.pruned_direction())
+
+    def pruned_direction(self) -> Tensor:
+        """Both halves thresholded by the ``tau`` of ``W~``'s projection (P1.5), ``(K, out, 2*in)``."""
+        v = self.direction
+        tilde = self._tilde(v)
+        s = _row_norm(tilde, "l2").clamp_min(1e-30)
+        t = tilde / s
+        # The projection is sign(t) max(t - tau, 0): t - P(t) equals tau on the kept
+        # coordinates and is <= tau elsewhere, so its row maximum is tau (0 inside the ball).
+        tau = (t - project_l1_ball(t)).amax(dim=-1, keepdim=True)
+        return torch.sign(v) * (v.abs() / s - tau).clamp_min(0)
+
+    def weight(self) -> Tensor:
+        """Effective ``[W+, W-]``, ``(K, out, 2*in)``."""
+        return self._scale() * self.unit_weight()
+
+    def weight_pair(self) -> tuple[Tensor, Tensor]:
+        """``(W+, W-)``, each ``(K, out, in)``."""
+        return self._halves(self.weight())
+
+    def abs_weight(self) -> Tensor:
+        """``W~ = max(|W+|, |W-|)``, ``(K, out, in)``: the entrywise Jacobian bound."""
+        return self._tilde(self.weight())
+
+    def forward(self, z: Tensor) -> Tensor:
+        h = torch.cat([F.relu(z), -F.relu(-z)], dim=-1)
+        w = self.weight()
+        k, out = self.members, self.out_features
+        if h.dim() == 2:
+            y = F.linear(h, w.reshape(k * out, 2 * self.in_features), self.bias.reshape(k * out))
+            return y.view(h.shape[0], k, out).transpose(0, 1)
+        if k == 1:
+            return F.linear(h, w[0], self.bias[0])
+        return torch.baddbmm(self.bias.unsqueeze(1), h, w.transpose(1, 2))
