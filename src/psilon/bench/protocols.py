@@ -1,0 +1,376 @@
+"""Benchmark protocols as data.
+
+A :class:`Protocol` names its datasets, how each is split (:class:`SplitSpec`), how the
+data is preprocessed (:class:`Preprocessing`) and which models run with which parameters
+(:class:`ModelSpec`, naming an entry of :mod:`psilon.bench.models`). It expands into
+:class:`Task` objects (dataset x split x model) that the runner executes; a task's
+:attr:`Task.key` hashes everything that determines its result, so a store of results can
+be resumed.
+
+Built-in protocols (:data:`PROTOCOLS`):
+
+``paper-tabular``
+    The "small tabular datasets" experiment of Hidden Synergy (paper notes P1.7) on the
+    PMLB copies of ``../shared/data/pmlb`` with >= 5,000 rows and >= 10 features.
+    Shuffle (seed 0), keep at most 20,000 rows, the first 2,000 train, the rest split in
+    half: test, then validation. Features standardized on train; regression target
+    ``(y - median) / (IQR / 2)`` fitted on train, and RMSE reported on that scale (as in
+    the paper). spambase (4,601 rows) does not meet the 5,000-row rule and is left out.
+``uci``
+    The nine UCI regression sets with their 10 fixed splits. A validation part (20% of
+    the training split, shuffled with the split's index as seed) is carved out for
+    tuning; models are not refitted on train+validation. RMSE in the target's original
+    units; reports give the mean and standard error over splits.
+``smoke``
+    Three scikit-learn bundled sets, small settings: a quick end-to-end check.
+
+A protocol can also be read from a JSON file (:func:`get_protocol` with a path), in the
+layout of :meth:`Protocol.to_dict`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from psilon.datasets import Dataset, DatasetError, resolve_name
+
+__all__ = [
+    "PAPER_LAMBDAS",
+    "PROTOCOLS",
+    "RIDGE_ALPHAS",
+    "RF_MIN_SAMPLES_LEAF",
+    "ModelSpec",
+    "Preprocessing",
+    "Protocol",
+    "SplitSpec",
+    "Task",
+    "canonical_json",
+    "get_protocol",
+]
+
+#: The paper's 13-value lambda grid (P1.7).
+PAPER_LAMBDAS: tuple[float, ...] = (
+    5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1, 2.5e-1, 5e-1,
+)
+#: Ridge alphas 1e-6, 3e-6, ..., 30, 100 (logistic regression uses C = 1 / alpha).
+RIDGE_ALPHAS: tuple[float, ...] = tuple(float(f"{m}e{e}") for e in range(-6, 2) for m in (1, 3)) + (100.0,)
+#: Random forest leaf sizes tuned on validation (P1.7).
+RF_MIN_SAMPLES_LEAF: tuple[int, ...] = (4, 8, 12, 16, 20, 30, 40, 50, 75, 100, 150, 200)
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON (sorted keys, tuples as lists) used for hashing."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, (tuple, set, frozenset, np.ndarray)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How a dataset is split into train / validation / test.
+
+    ``kind="shuffle"``: for each seed in ``seeds``, shuffle the rows, keep the first
+    ``row_cap`` (all when ``None``), take the first ``n_train`` as training rows (an int
+    count, or a fraction of the kept rows when < 1) and split the rest in half: test
+    first, then validation.
+
+    ``kind="fixed"``: the dataset's own fixed splits 0..n_splits-1 give train and test;
+    a shuffled ``val_fraction`` of the training split becomes the validation set.
+    """
+
+    kind: Literal["shuffle", "fixed"] = "shuffle"
+    seeds: tuple[int, ...] = (0,)
+    row_cap: int | None = 20_000
+    n_train: int | float = 2_000
+    n_splits: int = 10
+    val_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("shuffle", "fixed"):
+            raise ValueError(f"SplitSpec.kind must be 'shuffle' or 'fixed', not {self.kind!r}")
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        if self.kind == "shuffle" and not self.seeds:
+            raise ValueError("SplitSpec(kind='shuffle') needs at least one seed")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), not {self.val_fraction}")
+        if self.n_train <= 0:
+            raise ValueError(f"n_train must be positive, not {self.n_train}")
+
+    @property
+    def split_ids(self) -> tuple[int, ...]:
+        """The split identifiers a dataset expands to (seeds, or fixed split indices)."""
+        return self.seeds if self.kind == "shuffle" else tuple(range(self.n_splits))
+
+    def split(self, dataset: Dataset, split_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row indices ``(train, validation, test)`` of split ``split_id`` of ``dataset``."""
+        if self.kind == "fixed":
+            if dataset.n_splits == 0:
+                raise DatasetError(
+                    f"{dataset.name} has no fixed splits, but this protocol uses fixed splits (e.g. uci:<name>)"
+                )
+            train, test = dataset.fixed_split(split_id)
+            train = np.random.default_rng(split_id).permutation(train)
+            n_val = max(1, int(round(self.val_fraction * len(train))))
+            return train[n_val:], train[:n_val], test
+        order = np.random.default_rng(split_id).permutation(dataset.n_rows)
+        if self.row_cap is not None:
+            order = order[: self.row_cap]
+        n_train = int(self.n_train) if self.n_train >= 1 else int(round(self.n_train * len(order)))
+        if len(order) - n_train < 2:
+            raise DatasetError(
+                f"{dataset.name} has {len(order)} rows, too few for {n_train} training rows plus "
+                "test and validation rows; use a fractional n_train or another dataset"
+            )
+        rest = order[n_train:]
+        half = len(rest) // 2
+        return order[:n_train], rest[half:], rest[:half]
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Preprocessing fitted on the training rows of each split.
+
+    ``standardize``: continuous features to zero mean, unit variance (categorical
+    columns are one-hot encoded). ``target_scaling="robust"``: regression target
+    ``(y - median) / (IQR / 2)``. ``metric_scale``: report regression errors on the
+    ``"scaled"`` target or in the ``"original"`` units.
+    """
+
+    standardize: bool = True
+    target_scaling: Literal["robust", "none"] = "robust"
+    metric_scale: Literal["scaled", "original"] = "scaled"
+
+    def __post_init__(self) -> None:
+        if self.target_scaling not in ("robust", "none"):
+            raise ValueError(f"target_scaling must be 'robust' or 'none', not {self.target_scaling!r}")
+        if self.metric_scale not in ("scaled", "original"):
+            raise ValueError(f"metric_scale must be 'scaled' or 'original', not {self.metric_scale!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class ModelSpec:
+    """A model in a protocol: a ``label`` (table column), a registry ``entry`` and its ``params``."""
+
+    label: str
+    entry: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """One unit of work: fit and score one model on one split of one dataset."""
+
+    protocol: str
+    dataset: str
+    split_id: int
+    model: ModelSpec
+    split: SplitSpec
+    preprocessing: Preprocessing
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that determines this task's result (what :attr:`key` hashes)."""
+        return {
+            "protocol": self.protocol,
+            "dataset": self.dataset,
+            "split_id": self.split_id,
+            "split": asdict(self.split),
+            "preprocessing": asdict(self.preprocessing),
+            "model": self.model.label,
+            "entry": self.model.entry,
+            "params": self.model.params,
+        }
+
+    @property
+    def key(self) -> str:
+        """Stable task id: a hash of :meth:`identity`."""
+        return hashlib.sha256(canonical_json(self.identity()).encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True, eq=False)
+class Protocol:
+    """A named benchmark: datasets x splits x models, with fixed preprocessing."""
+
+    name: str
+    description: str
+    datasets: tuple[str, ...]
+    models: tuple[ModelSpec, ...]
+    split: SplitSpec = SplitSpec()
+    preprocessing: Preprocessing = Preprocessing()
+
+    def __post_init__(self) -> None:
+        labels = [m.label for m in self.models]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"protocol {self.name!r} has duplicate model labels: {labels}")
+
+    def tasks(
+        self,
+        datasets: list[str] | None = None,
+        models: list[str] | None = None,
+        data_dir: str | os.PathLike | None = None,
+    ) -> list[Task]:
+        """Expand to tasks, optionally for other ``datasets`` or a subset of ``models`` (labels).
+
+        Dataset names are resolved to qualified names (raising a clear error when unknown).
+        """
+        names = list(self.datasets if datasets is None else datasets)
+        qualified = list(dict.fromkeys(resolve_name(n, data_dir) for n in names))
+        chosen = list(self.models)
+        if models is not None:
+            by_label = {m.label: m for m in self.models}
+            unknown = [m for m in models if m not in by_label]
+            if unknown:
+                raise ValueError(
+                    f"protocol {self.name!r} has no model(s) {', '.join(unknown)}; "
+                    f"its models are: {', '.join(by_label)}"
+                )
+            chosen = [by_label[m] for m in dict.fromkeys(models)]
+        return [
+            Task(self.name, d, s, m, self.split, self.preprocessing)
+            for d in qualified
+            for s in self.split.split_ids
+            for m in chosen
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, read back by :meth:`from_dict`."""
+        return json.loads(
+            canonical_json(
+                {
+                    "name": self.name,
+                    "description": self.description,
+                    "datasets": self.datasets,
+                    "models": [asdict(m) for m in self.models],
+                    "split": asdict(self.split),
+                    "preprocessing": asdict(self.preprocessing),
+                }
+            )
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Protocol:
+        """Build a protocol from :meth:`to_dict`'s layout (``split``/``preprocessing`` optional)."""
+        missing = {"name", "datasets", "models"} - set(data)
+        if missing:
+            raise ValueError(f"a protocol needs the field(s) {', '.join(sorted(missing))}")
+        return cls(
+            name=str(data["name"]),
+            description=str(data.get("description", "")),
+            datasets=tuple(data["datasets"]),
+            models=tuple(ModelSpec(m["label"], m.get("entry", m["label"]), dict(m.get("params", {}))) for m in data["models"]),
+            split=SplitSpec(**data.get("split", {})),
+            preprocessing=Preprocessing(**data.get("preprocessing", {})),
+        )
+
+
+def _network_models(width: int, depth: int, lambdas, max_steps: int, batch_size: int = 400) -> tuple[ModelSpec, ...]:
+    common = {
+        "width": width,
+        "depth": depth,
+        "lambdas": list(lambdas),
+        "max_steps": max_steps,
+        "batch_size": batch_size,
+        "selection": "holdout",
+    }
+    return (
+        ModelSpec("standard-net", "standard-net", {"architecture": "mlp", **common}),
+        ModelSpec("psilon-net", "psilon-net", {"architecture": "mlp", **common}),
+        ModelSpec("psilon-resnet", "psilon-resnet", {"architecture": "resnet", **common}),
+    )
+
+
+_FULL_MODELS: tuple[ModelSpec, ...] = (
+    ModelSpec("linear", "linear", {"alphas": list(RIDGE_ALPHAS)}),
+    ModelSpec("random-forest", "random-forest", {"n_estimators": 1000, "min_samples_leaf": list(RF_MIN_SAMPLES_LEAF)}),
+    ModelSpec("hist-gb", "hist-gb", {"max_iter": 500, "learning_rate": [0.03, 0.1, 0.3]}),
+    ModelSpec("mlp", "mlp", {"hidden_layer_sizes": [256, 256], "alpha": [1e-4, 1e-2, 1.0], "max_iter": 500}),
+    ModelSpec("realmlp-td", "realmlp-td", {}),
+    ModelSpec("tabm-d", "tabm-d", {}),
+) + _network_models(width=500, depth=3, lambdas=PAPER_LAMBDAS, max_steps=5000)
+
+#: PMLB sets of the local cache with >= 5,000 rows and >= 10 features (spambase: 4,601 rows, out).
+PAPER_TABULAR_DATASETS: tuple[str, ...] = (
+    # regression (cpu_act, pol, house_16H are in OpenML suite 336)
+    "pmlb:197_cpu_act", "pmlb:201_pol", "pmlb:574_house_16H", "pmlb:227_cpu_small",
+    "pmlb:503_wind", "pmlb:564_fried", "pmlb:215_2dplanes",
+    # binary classification (MagicTelescope is in suite 337)
+    "pmlb:magic", "pmlb:twonorm", "pmlb:churn", "pmlb:clean2",
+    # multiclass
+    "pmlb:waveform_40", "pmlb:texture", "pmlb:optdigits", "pmlb:satimage",
+)
+
+UCI_DATASETS: tuple[str, ...] = tuple(
+    f"uci:{n}" for n in ("yacht", "concrete", "energy", "housing", "wine", "airfoil", "autompg", "servo", "machine")
+)
+
+PROTOCOLS: dict[str, Protocol] = {
+    p.name: p
+    for p in (
+        Protocol(
+            name="paper-tabular",
+            description=(
+                "Hidden Synergy Table 1 (P1.7) on PMLB copies: 20,000-row cap, 2,000 training rows, "
+                "rest halved into test then validation; width 500, depth 3, 5,000 steps, 13 lambdas"
+            ),
+            datasets=PAPER_TABULAR_DATASETS,
+            models=_FULL_MODELS,
+            split=SplitSpec(kind="shuffle", seeds=(0,), row_cap=20_000, n_train=2_000),
+            preprocessing=Preprocessing(standardize=True, target_scaling="robust", metric_scale="scaled"),
+        ),
+        Protocol(
+            name="uci",
+            description=(
+                "UCI regression with the 10 fixed splits (20% of each training split for validation); "
+                "RMSE in original units, mean and standard error over splits"
+            ),
+            datasets=UCI_DATASETS,
+            models=_FULL_MODELS,
+            split=SplitSpec(kind="fixed", n_splits=10, val_fraction=0.2),
+            preprocessing=Preprocessing(standardize=True, target_scaling="robust", metric_scale="original"),
+        ),
+        Protocol(
+            name="smoke",
+            description="Quick end-to-end check on scikit-learn's bundled sets with small settings",
+            datasets=("sklearn:diabetes", "sklearn:breast_cancer", "sklearn:wine"),
+            models=(
+                ModelSpec("linear", "linear", {"alphas": list(RIDGE_ALPHAS)}),
+                ModelSpec("random-forest", "random-forest", {"n_estimators": 100, "min_samples_leaf": [4, 16, 50]}),
+                ModelSpec("hist-gb", "hist-gb", {"max_iter": 100, "learning_rate": [0.1]}),
+                ModelSpec("mlp", "mlp", {"hidden_layer_sizes": [64], "alpha": [1e-3, 1e-1], "max_iter": 300}),
+                ModelSpec("realmlp-td", "realmlp-td", {"n_epochs": 64}),
+                ModelSpec("tabm-d", "tabm-d", {"n_epochs": 64}),
+            )
+            + _network_models(width=64, depth=3, lambdas=(1e-4, 1e-3, 1e-2, 1e-1), max_steps=300),
+            split=SplitSpec(kind="shuffle", seeds=(0,), row_cap=None, n_train=0.6),
+            preprocessing=Preprocessing(standardize=True, target_scaling="robust", metric_scale="scaled"),
+        ),
+    )
+}
+
+
+def get_protocol(name_or_path: str | os.PathLike) -> Protocol:
+    """A built-in protocol by name, or one read from a JSON file path."""
+    text = str(name_or_path)
+    if text in PROTOCOLS:
+        return PROTOCOLS[text]
+    path = Path(text)
+    if path.suffix == ".json" or path.is_file():
+        if not path.is_file():
+            raise ValueError(f"protocol file {text!r} does not exist")
+        try:
+            return Protocol.from_dict(json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+            raise ValueError(f"protocol file {text!r} is not a valid protocol: {exc}") from None
+    raise ValueError(f"unknown protocol {text!r}; built-in protocols: {', '.join(PROTOCOLS)} (or a .json file)")

@@ -1,0 +1,291 @@
+"""Run a protocol's tasks, locally (joblib) or on a Dask cluster, into a resumable store.
+
+Layout of an output folder ``out``:
+
+- ``out/results.jsonl``: the :class:`~psilon.bench.store.ResultStore`, one row per task;
+- ``out/curves/<task key>.json``: training curves of a task, when its model has them
+  (written atomically by the main process, so Dask workers need no shared output folder;
+  they do need to see the data folder).
+
+A run expands the protocol into tasks, drops those already finished in the store, and
+executes the rest; each result is appended as soon as it arrives, so killing the run
+loses only the tasks in flight. Tasks that failed or were skipped are retried next time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.compose import ColumnTransformer
+from sklearn.preprocessing import LabelEncoder, OneHotEncoder, StandardScaler
+
+from psilon.bench.metrics import PRIMARY_METRIC, evaluate, predict_for_metrics
+from psilon.bench.models import ModelUnavailableError, get_model
+from psilon.bench.protocols import Protocol, Task, canonical_json
+from psilon.bench.store import ResultStore, atomic_write_text
+from psilon.datasets import Dataset, find_data_dir, load_dataset
+
+__all__ = ["PreparedSplit", "RunSummary", "STORE_NAME", "execute_task", "prepare_split", "run_protocol"]
+
+#: File name of the store inside an output folder.
+STORE_NAME = "results.jsonl"
+CURVES_DIR = "curves"
+
+
+@dataclass
+class PreparedSplit:
+    """Preprocessed arrays of one split; ``target_center``/``target_scale`` undo the target scaling."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    task: str
+    n_classes: int | None = None
+    target_center: float = 0.0
+    target_scale: float = 1.0
+
+
+def prepare_split(task: Task, dataset: Dataset) -> PreparedSplit:
+    """Split ``dataset`` as ``task`` says and preprocess it, fitting on the training rows only.
+
+    Continuous features are standardized (categorical ones one-hot encoded); regression
+    targets are scaled to ``(y - median) / (IQR / 2)`` (IQR 0 falls back to the standard
+    deviation, then 1); class labels become integers ``0..K-1`` over the whole dataset.
+    """
+    train, val, test = task.split.split(dataset, task.split_id)
+    X = dataset.X
+    categorical = [c for c in X.columns if not np.issubdtype(X[c].dtype, np.number)]
+    numeric = [c for c in X.columns if c not in categorical]
+    transformers = []
+    if numeric:
+        transformers.append(("num", StandardScaler() if task.preprocessing.standardize else "passthrough", numeric))
+    if categorical:
+        transformers.append(("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical))
+    features = ColumnTransformer(transformers, sparse_threshold=0.0)
+    X_train = features.fit_transform(X.iloc[train]).astype(float)
+    X_val = features.transform(X.iloc[val]).astype(float)
+    X_test = features.transform(X.iloc[test]).astype(float)
+
+    if dataset.task == "regression":
+        y = dataset.y.to_numpy(dtype=float)
+        center, scale = 0.0, 1.0
+        if task.preprocessing.target_scaling == "robust":
+            q1, center, q3 = np.percentile(y[train], [25, 50, 75])
+            scale = (q3 - q1) / 2 or float(np.std(y[train])) or 1.0
+        y = (y - center) / scale
+        return PreparedSplit(X_train, y[train], X_val, y[val], X_test, y[test], "regression",
+                             target_center=float(center), target_scale=float(scale))
+    encoder = LabelEncoder().fit(dataset.y)
+    y = encoder.transform(dataset.y)
+    return PreparedSplit(X_train, y[train], X_val, y[val], X_test, y[test], dataset.task,
+                         n_classes=len(encoder.classes_))
+
+
+def _versions() -> dict[str, str]:
+    import sklearn
+
+    import psilon
+
+    return {"python": platform.python_version(), "sklearn": sklearn.__version__, "psilon": psilon.__version__}
+
+
+@contextlib.contextmanager
+def _thread_limit(threads: int | None):
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    torch = None
+    import sys
+
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+    previous = torch.get_num_threads() if torch is not None else None
+    with threadpool_limits(limits=threads):
+        if torch is not None:
+            torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            if torch is not None:
+                torch.set_num_threads(previous)
+
+
+def execute_task(task: Task, data_dir: str | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Run one task and return its result row (never raises for a model or data failure).
+
+    The row holds the task identity, ``status`` (``ok`` / ``error`` / ``skipped``), test and
+    validation metrics, selected hyper-parameters, the validation path, near-sparsity,
+    Lipschitz bound, timing, and ``curves`` (popped by the runner into a side file).
+    """
+    row: dict[str, Any] = {"key": task.key, **task.identity(), "host": socket.gethostname(), "versions": _versions()}
+    entry = get_model(task.model.entry)
+    reason = entry.unavailable_reason()
+    if reason is not None:
+        return {**row, "status": "skipped", "note": reason, "finished_at": _now()}
+    started = time.perf_counter()
+    try:
+        dataset = load_dataset(task.dataset, data_dir)
+        data = prepare_split(task, dataset)
+        params = {**task.model.params, "random_state": task.split_id}
+        with _thread_limit(threads):
+            fit_started = time.perf_counter()
+            result = entry.fit(data.X_train, data.y_train, data.X_val, data.y_val, data.task, params)
+            fit_seconds = time.perf_counter() - fit_started
+            scale = data.target_scale if task.preprocessing.metric_scale == "original" else 1.0
+            metrics = {
+                part: evaluate(y, predict_for_metrics(result.predictor, X, data.task, data.n_classes), data.task, scale=scale)
+                for part, X, y in (("test", data.X_test, data.y_test), ("val", data.X_val, data.y_val))
+            }
+    except ModelUnavailableError as exc:
+        return {**row, "status": "skipped", "note": str(exc), "finished_at": _now()}
+    except Exception as exc:  # a failing model must not stop the benchmark
+        return {
+            **row,
+            "status": "error",
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(limit=8),
+            "seconds": time.perf_counter() - started,
+            "finished_at": _now(),
+        }
+    return {
+        **row,
+        "status": "ok",
+        "task_type": data.task,
+        "primary_metric": PRIMARY_METRIC[data.task],
+        "metrics": metrics,
+        "n_train": len(data.y_train),
+        "n_val": len(data.y_val),
+        "n_test": len(data.y_test),
+        "n_features": int(data.X_train.shape[1]),
+        "target_scale": data.target_scale,
+        "selected": result.selected,
+        "path": result.path,
+        "near_sparsity": result.near_sparsity,
+        "lipschitz_bound": result.lipschitz_bound,
+        "extra": result.extra,
+        "curves": result.curves,
+        "fit_seconds": fit_seconds,
+        "seconds": time.perf_counter() - started,
+        "finished_at": _now(),
+    }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class RunSummary:
+    """What a run did: task counts by outcome, the skip notes, and wall time."""
+
+    out_dir: Path
+    total: int
+    already_done: int
+    ok: int = 0
+    error: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _record(store: ResultStore, out_dir: Path, row: dict[str, Any], summary: RunSummary) -> None:
+    curves = row.pop("curves", None)
+    if curves:
+        relative = f"{CURVES_DIR}/{row['key']}.json"
+        atomic_write_text(out_dir / relative, canonical_json(curves))
+        row["curves_file"] = relative
+    store.append(row)
+    status = row["status"]
+    setattr(summary, status, getattr(summary, status) + 1)
+    if status == "skipped" and row.get("note") not in summary.notes:
+        summary.notes.append(row["note"])
+    if status == "error":
+        summary.errors.append(f"{row['dataset']} / {row['model']} / split {row['split_id']}: {row['error']}")
+
+
+def run_protocol(
+    protocol: Protocol,
+    out_dir: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    jobs: int = 1,
+    scheduler: str | None = None,
+    datasets: list[str] | None = None,
+    models: list[str] | None = None,
+    threads: int = 1,
+    progress: bool = True,
+) -> RunSummary:
+    """Execute the unfinished tasks of ``protocol`` and append their rows to ``out_dir/results.jsonl``.
+
+    ``jobs``: parallel local processes (joblib; ``-1`` for all cores). ``scheduler``: a
+    Dask scheduler address (``tcp://host:port``); the tasks then run on its workers, which
+    must be able to read the data folder. ``datasets``/``models`` restrict or replace the
+    protocol's datasets and select model labels. ``threads``: BLAS/OpenMP/torch threads
+    inside one task (default 1: parallelism comes from running tasks side by side; on a
+    shared machine, multi-threaded OpenMP in scikit-learn's gradient boosting can be
+    twenty times slower than one thread).
+    """
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    folder = find_data_dir(data_dir)
+    data_dir_str = None if folder is None else str(folder)
+    tasks = protocol.tasks(datasets=datasets, models=models, data_dir=data_dir_str)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "protocol.json", json.dumps(protocol.to_dict(), indent=2))
+    with ResultStore(out_dir / STORE_NAME) as store:
+        done = store.finished_keys()
+        todo = [t for t in tasks if t.key not in done]
+        summary = RunSummary(out_dir, total=len(tasks), already_done=len(tasks) - len(todo))
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(tasks), initial=summary.already_done, desc=protocol.name, unit="task", disable=not progress)
+        try:
+            for row in _execute_all(todo, data_dir_str, jobs=jobs, scheduler=scheduler, threads=threads):
+                _record(store, out_dir, row, summary)
+                bar.set_postfix(ok=summary.ok, error=summary.error, skipped=summary.skipped, refresh=False)
+                bar.update(1)
+        finally:
+            bar.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _execute_all(todo: list[Task], data_dir: str | None, *, jobs: int, scheduler: str | None, threads: int):
+    """Yield result rows as tasks finish (unordered)."""
+    if not todo:
+        return
+    if scheduler is not None:
+        try:
+            from distributed import Client, as_completed
+        except ImportError:
+            raise RuntimeError("--scheduler needs dask[distributed]: install psilon[dask]") from None
+        with Client(scheduler, timeout="30s") as client:
+            futures = client.map(execute_task, todo, data_dir=data_dir, threads=threads, pure=False)
+            for future in as_completed(futures):
+                yield future.result()
+        return
+    if jobs == 1:
+        for task in todo:
+            yield execute_task(task, data_dir, threads)
+        return
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(n_jobs=jobs, return_as="generator_unordered")
+    yield from parallel(delayed(execute_task)(task, data_dir, threads) for task in todo)
