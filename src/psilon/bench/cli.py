@@ -1,0 +1,138 @@
+"""``psilon bench`` and ``psilon report``: thin commands over :mod:`psilon.bench`."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def _csv(text: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list, e.g. a,b")
+    return items
+
+
+def _positive_or_all(text: str) -> int:
+    value = int(text)
+    if value == 0 or value < -1:
+        raise argparse.ArgumentTypeError("--jobs must be a positive number, or -1 for all cores")
+    return value
+
+
+def register(subparsers) -> None:
+    """Add the ``bench`` and ``report`` sub-commands."""
+    from psilon.bench.models import MODELS
+    from psilon.bench.protocols import PROTOCOLS
+
+    protocols = "\n".join(f"  {name:14s} {p.description}" for name, p in PROTOCOLS.items())
+    models = "\n".join(f"  {name:14s} {e.description}" for name, e in MODELS.items())
+    bench = subparsers.add_parser(
+        "bench",
+        help="run a benchmark protocol into a resumable result store, then write its report",
+        description=(
+            "Run the tasks (dataset x split x model) of a protocol. Results are appended to "
+            "OUT/results.jsonl as they finish; re-running the same command skips finished tasks, "
+            "so an interrupted run resumes. The report (OUT/report.md, OUT/summary.json, "
+            "OUT/plots/) is written at the end."
+        ),
+        epilog=f"protocols:\n{protocols}\n\nmodel entries:\n{models}\n\n"
+        "example: psilon bench smoke --out results/smoke --jobs 2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument("protocol", metavar="PROTOCOL", help="a built-in protocol name or a protocol .json file")
+    bench.add_argument(
+        "--data-dir",
+        help="folder holding pmlb/ and uci/ (default: $PSILON_DATA_DIR, else ../shared/data if it exists)",
+    )
+    bench.add_argument("--out", help="output folder (default: results/PROTOCOL)")
+    bench.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://127.0.0.1:8786")
+    bench.add_argument("--jobs", type=_positive_or_all, default=1, help="parallel local processes (default 1; -1: all cores)")
+    bench.add_argument("--threads", type=int, default=1, help="threads inside one task (default 1)")
+    bench.add_argument("--datasets", type=_csv, help="comma-separated datasets to run instead of the protocol's")
+    bench.add_argument("--models", type=_csv, help="comma-separated model labels of the protocol to run")
+    bench.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.set_defaults(func=_bench)
+
+    report = subparsers.add_parser(
+        "report",
+        help="write the Markdown/JSON report and plots of a result store",
+        description=(
+            "Read a result store (the results.jsonl written by 'psilon bench', or its folder) and "
+            "write report.md, summary.json and plots/*.png."
+        ),
+    )
+    report.add_argument("results", metavar="RESULTS", help="results.jsonl or the folder holding it")
+    report.add_argument("--out", help="output folder (default: the store's folder)")
+    report.set_defaults(func=_report)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from psilon.bench.protocols import get_protocol
+    from psilon.bench.report import write_report
+    from psilon.bench.runner import STORE_NAME, run_protocol
+    from psilon.bench.store import StoreLockedError
+    from psilon.datasets import DatasetError
+
+    try:
+        protocol = get_protocol(args.protocol)
+        out = Path(args.out) if args.out else Path("results") / protocol.name
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "commands.txt", "a") as log:
+            log.write("psilon " + " ".join(shlex.quote(a) for a in sys.argv[1:]) + "\n")
+        summary = run_protocol(
+            protocol,
+            out,
+            data_dir=args.data_dir,
+            jobs=args.jobs,
+            scheduler=args.scheduler,
+            datasets=args.datasets,
+            models=args.models,
+            threads=args.threads,
+            progress=not args.no_progress,
+        )
+    except (DatasetError, StoreLockedError, ValueError, RuntimeError) as exc:
+        print(f"psilon bench: error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{protocol.name}: {summary.total} tasks, {summary.already_done} already done, "
+        f"{summary.ok} ok, {summary.skipped} skipped, {summary.error} failed in {summary.seconds:.1f} s"
+    )
+    for note in summary.notes:
+        print(f"  skipped: {note}")
+    for error in summary.errors:
+        print(f"  failed: {error}", file=sys.stderr)
+    if not args.no_report:
+        write_report(out / STORE_NAME)
+        print(f"report: {out / 'report.md'}")
+    return 1 if summary.error else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from psilon.bench.report import write_report
+
+    try:
+        write_report(args.results, args.out)
+    except ValueError as exc:
+        print(f"psilon report: error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else (Path(args.results) if Path(args.results).is_dir() else Path(args.results).parent)
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``bench``/``report`` without the top-level ``psilon`` parser: ``python -m psilon.bench.cli``."""
+    parser = argparse.ArgumentParser(prog="python -m psilon.bench.cli", description=__doc__)
+    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,394 @@
+"""Reports from a result store: Markdown tables, a JSON summary and PNG plots.
+
+For every protocol found in the store, :func:`write_report` writes (atomically):
+
+- ``report.md``: the test primary metric (RMSE / log loss; mean ± standard error over
+  splits when there are several) per dataset x model, the best in bold, the mean rank of
+  each model over datasets, accuracy for classification, near-sparsity and Lipschitz
+  bound of the selected networks, PSiLON Net's wins against StandardNet and random
+  forest, fit times, and the notes of skipped or failed tasks;
+- ``summary.json``: the same numbers, machine-readable;
+- ``plots/``: ``curves_<protocol>_<dataset>.png`` (validation loss against step for every
+  lambda, one panel per network that recorded curves), ``figure1_<protocol>.png`` (PSiLON
+  Net next to StandardNet on one dataset, the paper's Figure 1, when both have curves),
+  ``near_sparsity_<protocol>.png`` and ``ranks_<protocol>.png``.
+
+Ranks: per dataset, models are ranked by the mean test primary metric (1 = best, ties
+share the average rank) among the models that have a result there.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from psilon.bench.store import ResultStore, atomic_write_bytes, atomic_write_text
+
+__all__ = ["load_results", "summarize", "write_report"]
+
+PSILON = "psilon-net"
+RIVALS = ("standard-net", "random-forest")
+
+
+def load_results(results: str | os.PathLike) -> tuple[list[dict[str, Any]], Path]:
+    """Rows of a store, given the ``results.jsonl`` file or the folder holding it; and that folder."""
+    from psilon.bench.runner import STORE_NAME
+
+    path = Path(results)
+    if path.is_dir():
+        path = path / STORE_NAME
+    if not path.is_file():
+        raise ValueError(f"no result store at {str(path)!r}; pass a results.jsonl file or the --out folder of 'psilon bench'")
+    return ResultStore(path).rows(), path.parent
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    records = []
+    for r in rows:
+        if r.get("status") != "ok":
+            continue
+        metric = r["primary_metric"]
+        records.append(
+            {
+                "protocol": r["protocol"],
+                "dataset": r["dataset"],
+                "model": r["model"],
+                "split_id": r["split_id"],
+                "task_type": r["task_type"],
+                "metric": metric,
+                "score": r["metrics"]["test"][metric],
+                "accuracy": r["metrics"]["test"].get("accuracy", np.nan),
+                "near_sparsity": np.nan if r.get("near_sparsity") is None else float(np.mean(r["near_sparsity"])),
+                "lipschitz_bound": np.nan if r.get("lipschitz_bound") is None else float(np.max(r["lipschitz_bound"])),
+                "fit_seconds": r.get("fit_seconds", np.nan),
+                "curves_file": r.get("curves_file"),
+                "selected": r.get("selected") or {},
+            }
+        )
+    return pd.DataFrame.from_records(records)
+
+
+def _model_order(names) -> list[str]:
+    preferred = ["psilon-net", "psilon-resnet", "standard-net", "linear", "random-forest", "hist-gb", "mlp", "realmlp-td", "tabm-d"]
+    names = list(dict.fromkeys(names))
+    return [m for m in preferred if m in names] + sorted(m for m in names if m not in preferred)
+
+
+def _nan_to_none(value):
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-protocol numbers of the report (JSON-able)."""
+    frame = _frame(rows)
+    summary: dict[str, Any] = {}
+    protocols = list(dict.fromkeys(r["protocol"] for r in rows))
+    for protocol in protocols:
+        part = frame[frame["protocol"] == protocol] if len(frame) else frame
+        prows = [r for r in rows if r["protocol"] == protocol]
+        summary[protocol] = _summarize_protocol(part, prows)
+    return _nan_to_none(summary)
+
+
+def _summarize_protocol(part: pd.DataFrame, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    notes = sorted({r["note"] for r in rows if r.get("status") == "skipped" and r.get("note")})
+    errors = [
+        {"dataset": r["dataset"], "model": r["model"], "split_id": r["split_id"], "error": r.get("error")}
+        for r in rows
+        if r.get("status") == "error"
+    ]
+    out: dict[str, Any] = {"datasets": {}, "mean_rank": {}, "wins": {}, "notes": notes, "errors": errors}
+    if part.empty:
+        return out
+    grouped = part.groupby(["dataset", "model"])
+    stats = grouped.agg(
+        score=("score", "mean"),
+        score_std=("score", "std"),
+        n_splits=("score", "size"),
+        accuracy=("accuracy", "mean"),
+        near_sparsity=("near_sparsity", "mean"),
+        lipschitz_bound=("lipschitz_bound", "mean"),
+        fit_seconds=("fit_seconds", "mean"),
+    )
+    stats["score_se"] = stats["score_std"] / np.sqrt(stats["n_splits"])
+    means = stats["score"].unstack("model")
+    ranks = means.rank(axis=1, method="average")
+    out["mean_rank"] = ranks.mean(axis=0).sort_values().to_dict()
+    out["n_datasets_ranked"] = ranks.notna().sum(axis=0).to_dict()
+    meta = part.groupby("dataset").agg(task_type=("task_type", "first"), metric=("metric", "first"))
+    for dataset in means.index:
+        models = {}
+        for model in means.columns:
+            if (dataset, model) not in stats.index:
+                continue
+            s = stats.loc[(dataset, model)]
+            models[model] = {
+                "score": s["score"],
+                "score_se": s["score_se"] if s["n_splits"] > 1 else None,
+                "n_splits": int(s["n_splits"]),
+                "accuracy": s["accuracy"],
+                "near_sparsity": s["near_sparsity"],
+                "lipschitz_bound": s["lipschitz_bound"],
+                "fit_seconds": s["fit_seconds"],
+                "rank": ranks.loc[dataset, model],
+            }
+        out["datasets"][dataset] = {
+            "task_type": meta.loc[dataset, "task_type"],
+            "metric": meta.loc[dataset, "metric"],
+            "models": models,
+        }
+    if PSILON in means.columns:
+        for rival in RIVALS:
+            if rival not in means.columns:
+                continue
+            both = means[[PSILON, rival]].dropna()
+            out["wins"][f"{PSILON} vs {rival}"] = {
+                "wins": int((both[PSILON] < both[rival]).sum()),
+                "ties": int((both[PSILON] == both[rival]).sum()),
+                "losses": int((both[PSILON] > both[rival]).sum()),
+                "datasets": int(len(both)),
+            }
+    return out
+
+
+# ------------------------------------------------------------------------------- markdown
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if abs(value) >= 1e4 or (value != 0 and abs(value) < 1e-3):
+        return f"{value:.3g}"
+    return f"{value:.{digits}f}"
+
+
+def _markdown_protocol(name: str, s: dict[str, Any], protocol_info: dict[str, Any] | None) -> str:
+    lines = [f"## Protocol `{name}`", ""]
+    if protocol_info and protocol_info.get("description"):
+        lines += [protocol_info["description"], ""]
+    datasets = s["datasets"]
+    if not datasets:
+        lines += ["No finished tasks yet.", ""]
+    else:
+        models = _model_order(m for d in datasets.values() for m in d["models"])
+        lines += [
+            "Test metric (lower is better: RMSE for regression, log loss for classification; "
+            "mean ± standard error over splits when there are several). Best per dataset in bold.",
+            "",
+            "| dataset | task | metric | " + " | ".join(models) + " |",
+            "|---|---|---|" + "---:|" * len(models),
+        ]
+        for dataset, d in datasets.items():
+            scores = {m: v["score"] for m, v in d["models"].items()}
+            best = min(scores.values())
+            cells = []
+            for m in models:
+                v = d["models"].get(m)
+                if v is None:
+                    cells.append("–")
+                    continue
+                text = _fmt(v["score"]) + (f" ± {_fmt(v['score_se'])}" if v.get("score_se") is not None else "")
+                cells.append(f"**{text}**" if v["score"] == best else text)
+            lines.append(f"| {dataset} | {d['task_type']} | {d['metric']} | " + " | ".join(cells) + " |")
+        ranks = s["mean_rank"]
+        lines.append("| **mean rank** | | | " + " | ".join(_fmt(ranks.get(m), 2) for m in models) + " |")
+        lines.append("")
+        classification = {k: d for k, d in datasets.items() if d["task_type"] != "regression"}
+        if classification:
+            lines += ["Test accuracy (classification).", "", "| dataset | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
+            for dataset, d in classification.items():
+                lines.append(f"| {dataset} | " + " | ".join(_fmt(d["models"].get(m, {}).get("accuracy")) for m in models) + " |")
+            lines.append("")
+        network = [m for m in models if any(d["models"].get(m, {}).get("near_sparsity") is not None for d in datasets.values())]
+        if network:
+            lines += [
+                "Selected networks: near-sparsity (mean over neurons) / Lipschitz bound (l_inf input).",
+                "",
+                "| dataset | " + " | ".join(network) + " |",
+                "|---|" + "---:|" * len(network),
+            ]
+            for dataset, d in datasets.items():
+                cells = []
+                for m in network:
+                    v = d["models"].get(m, {})
+                    cells.append(f"{_fmt(v.get('near_sparsity'), 3)} / {_fmt(v.get('lipschitz_bound'), 3)}")
+                lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
+            lines.append("")
+        if s["wins"]:
+            lines += ["PSiLON Net against its rivals (datasets where it has the lower mean test metric):", ""]
+            for pair, w in s["wins"].items():
+                lines.append(f"- {pair}: {w['wins']} wins, {w['ties']} ties, {w['losses']} losses on {w['datasets']} datasets")
+            lines.append("")
+        lines += ["Mean fit time per task (seconds):", "", "| model | seconds |", "|---|---:|"]
+        for m in models:
+            times = [d["models"][m]["fit_seconds"] for d in datasets.values() if m in d["models"]]
+            lines.append(f"| {m} | {_fmt(float(np.mean(times)), 2)} |")
+        lines.append("")
+    if s["notes"]:
+        lines += ["Skipped:", ""] + [f"- {n}" for n in s["notes"]] + [""]
+    if s["errors"]:
+        lines += [f"Failed tasks ({len(s['errors'])}):", ""]
+        lines += [f"- {e['dataset']} / {e['model']} / split {e['split_id']}: {e['error']}" for e in s["errors"][:20]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------- plots
+
+
+def _save(fig, path: Path) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def _load_curves(base: Path, relative: str | None) -> pd.DataFrame | None:
+    if not relative:
+        return None
+    path = base / relative
+    if not path.is_file():
+        return None
+    return pd.DataFrame.from_records(json.loads(path.read_text()))
+
+
+def _plot_curves_panel(ax, curves: pd.DataFrame, title: str, selected=None) -> None:
+    import matplotlib as mpl
+
+    lambdas = sorted(curves["lambda"].unique())
+    cmap = mpl.colormaps["viridis"]
+    for i, lam in enumerate(lambdas):
+        c = curves[curves["lambda"] == lam].sort_values("step")
+        width = 2.2 if selected is not None and np.isclose(lam, selected) else 1.0
+        ax.plot(c["step"], c["value"], color=cmap(i / max(1, len(lambdas) - 1)), lw=width, label=f"λ={lam:g}")
+    ax.set_title(title)
+    ax.set_xlabel("step")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+
+
+def _plots(frame: pd.DataFrame, summary: dict[str, Any], base: Path, plots: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written: list[str] = []
+    for protocol, s in summary.items():
+        part = frame[frame["protocol"] == protocol] if len(frame) else frame
+        if part.empty:
+            continue
+        # curves: one figure per dataset, one panel per model with curves (first split)
+        with_curves = part[part["curves_file"].notna()]
+        figure1_done = False
+        for dataset, d in with_curves.groupby("dataset", sort=False):
+            first = d.sort_values("split_id").groupby("model", sort=False).head(1)
+            models = [m for m in _model_order(first["model"])]
+            loaded = {m: _load_curves(base, first.loc[first["model"] == m, "curves_file"].iloc[0]) for m in models}
+            loaded = {m: c for m, c in loaded.items() if c is not None and len(c)}
+            if not loaded:
+                continue
+            selected = {m: first.loc[first["model"] == m, "selected"].iloc[0].get("lambda") for m in loaded}
+            fig, axes = plt.subplots(1, len(loaded), figsize=(5 * len(loaded), 4), sharey=True, squeeze=False)
+            for ax, (m, c) in zip(axes[0], loaded.items()):
+                _plot_curves_panel(ax, c, f"{m} — {dataset}", selected[m])
+            axes[0][0].set_ylabel("validation loss")
+            axes[0][-1].legend(fontsize=7, loc="upper right")
+            name = f"curves_{_slug(protocol)}_{_slug(dataset)}.png"
+            _save(fig, plots / name)
+            plt.close(fig)
+            written.append(name)
+            if not figure1_done and {PSILON, "standard-net"} <= set(loaded):
+                fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+                for ax, m in zip(axes, ("standard-net", PSILON)):
+                    _plot_curves_panel(ax, loaded[m], f"{m} — {dataset}", selected[m])
+                axes[0].set_ylabel("validation loss")
+                axes[1].legend(fontsize=7, loc="upper right")
+                fig.suptitle("Validation loss against step for every λ (paper Figure 1 style)")
+                name = f"figure1_{_slug(protocol)}.png"
+                _save(fig, plots / name)
+                plt.close(fig)
+                written.append(name)
+                figure1_done = True
+        # near-sparsity per model
+        ns = part.dropna(subset=["near_sparsity"])
+        if not ns.empty:
+            pivot = ns.groupby(["dataset", "model"])["near_sparsity"].mean().unstack("model")
+            pivot = pivot[_model_order(pivot.columns)]
+            fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(pivot) + 2), 4))
+            pivot.plot.bar(ax=ax)
+            ax.set_ylabel("near-sparsity of the selected network")
+            ax.set_title(f"Near-sparsity per model — {protocol}")
+            ax.set_ylim(0, 1)
+            ax.grid(axis="y", alpha=0.3)
+            _save(fig, plots / f"near_sparsity_{_slug(protocol)}.png")
+            plt.close(fig)
+            written.append(f"near_sparsity_{_slug(protocol)}.png")
+        # rank summary across datasets
+        means = part.groupby(["dataset", "model"])["score"].mean().unstack("model")
+        ranks = means.rank(axis=1, method="average")
+        order = ranks.mean(axis=0).sort_values().index.tolist()
+        fig, ax = plt.subplots(figsize=(6, 0.45 * len(order) + 1.5))
+        ax.barh(order, ranks[order].mean(axis=0), color="tab:blue", alpha=0.5, label="mean rank")
+        for i, m in enumerate(order):
+            values = ranks[m].dropna()
+            ax.scatter(values, np.full(len(values), i), color="black", s=12, zorder=3, label="dataset" if i == 0 else None)
+        ax.invert_yaxis()
+        ax.set_xlabel("rank (1 = best)")
+        ax.set_title(f"Ranks across {len(ranks)} datasets — {protocol}")
+        ax.legend(fontsize=8, loc="lower right")
+        ax.grid(axis="x", alpha=0.3)
+        _save(fig, plots / f"ranks_{_slug(protocol)}.png")
+        plt.close(fig)
+        written.append(f"ranks_{_slug(protocol)}.png")
+    return written
+
+
+# ------------------------------------------------------------------------------- entry point
+
+
+def write_report(results: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Write ``report.md``, ``summary.json`` and ``plots/*.png`` for the store ``results``.
+
+    ``out_dir`` defaults to the store's folder. Returns the summary (also in ``summary.json``).
+    """
+    rows, base = load_results(results)
+    out = Path(out_dir) if out_dir is not None else base
+    summary = summarize(rows)
+    plots = _plots(_frame(rows), summary, base, out / "plots")
+    protocol_info = None
+    if (base / "protocol.json").is_file():
+        protocol_info = json.loads((base / "protocol.json").read_text())
+    sections = ["# Benchmark report", ""]
+    commands = base / "commands.txt"
+    if commands.is_file():
+        sections += ["Produced by:", "", "```", commands.read_text().strip(), "```", ""]
+    counts = pd.Series([r.get("status") for r in rows]).value_counts().to_dict() if rows else {}
+    sections += [f"Store: `{base.name}/` — {len(rows)} tasks ({', '.join(f'{v} {k}' for k, v in counts.items()) or 'none'}).", ""]
+    for name, s in summary.items():
+        info = protocol_info if protocol_info and protocol_info.get("name") == name else None
+        sections.append(_markdown_protocol(name, s, info))
+    if plots:
+        sections += ["## Plots", ""] + [f"![{p}](plots/{p})" for p in plots] + [""]
+    atomic_write_text(out / "report.md", "\n".join(sections))
+    atomic_write_text(out / "summary.json", json.dumps({"protocols": summary, "plots": plots}, indent=2, sort_keys=True))
+    return summary
