@@ -70,9 +70,12 @@ def project_l1_ball(v: Tensor, radius: float = 1.0) -> Tensor:
 
 
 def _row_norm(w: Tensor, norm: str) -> Tensor:
+    """Row norms ``(..., 1)``, floored at the dtype's tiny so that an all-zero row maps to 0, not NaN."""
     if norm == "l1":
-        return w.abs().sum(dim=-1, keepdim=True)
-    return torch.linalg.vector_norm(w, dim=-1, keepdim=True)
+        n = w.abs().sum(dim=-1, keepdim=True)
+    else:
+        n = torch.linalg.vector_norm(w, dim=-1, keepdim=True)
+    return n.clamp_min(torch.finfo(w.dtype).tiny)
 
 
 def _check_norm(norm: str) -> None:
@@ -174,7 +177,7 @@ class NormalizedLinear(_NormalizedBase):
     def pruned_direction(self) -> Tensor:
         """``P(v)``: projection of ``v/||v||_2`` onto the unit L1 ball, ``(K, out, in)``."""
         v = self.direction
-        return project_l1_ball(v / _row_norm(v, "l2").clamp_min(1e-30))
+        return project_l1_ball(v / _row_norm(v, "l2"))
 
     def weight(self) -> Tensor:
         """Effective weight ``W = g * unit_weight``, ``(K, out, in)``."""
@@ -242,7 +245,7 @@ class CReLULinear(_NormalizedBase):
         """Both halves thresholded by the ``tau`` of ``W~``'s projection (P1.5), ``(K, out, 2*in)``."""
         v = self.direction
         tilde = self._tilde(v)
-        s = _row_norm(tilde, "l2").clamp_min(1e-30)
+        s = _row_norm(tilde, "l2")
         t = tilde / s
         # The projection is sign(t) max(t - tau, 0): t - P(t) equals tau on the kept
         # coordinates and is <= tau elsewhere, so its row maximum is tau (0 inside the ball).

@@ -239,7 +239,8 @@ class WeightNormNet(nn.Module):
         """A ``members=None`` copy of member ``k`` (parameters copied, not shared)."""
         if not 0 <= k < self.n_members:
             raise ValueError(f"member index {k} out of range for {self.n_members} members")
-        net = type(self)(**(self.config() | {"members": None}))
+        ref = self.embed.direction
+        net = type(self)(**(self.config() | {"members": None})).to(dtype=ref.dtype, device=ref.device)
         state = {
             name: (t[k : k + 1].clone() if t.dim() >= 1 and name.split(".")[-1] in _STACKED else t.clone())
             for name, t in self.state_dict().items()
@@ -262,7 +263,8 @@ def stack_members(nets: Sequence[WeightNormNet]) -> WeightNormNet:
             raise ValueError(f"network {i} already has members={n.members}; pass members=None networks")
         if n.config() != cfg0:
             raise ValueError(f"network {i} has config {n.config()}, expected {cfg0}")
-    stacked = type(nets[0])(**(cfg0 | {"members": len(nets)}))
+    ref = nets[0].embed.direction
+    stacked = type(nets[0])(**(cfg0 | {"members": len(nets)})).to(dtype=ref.dtype, device=ref.device)
     states = [n.state_dict() for n in nets]
     new_state = {}
     for name, t in stacked.state_dict().items():
