@@ -78,6 +78,62 @@ def _row_norm(w: Tensor, norm: str) -> Tensor:
     return n.clamp_min(torch.finfo(w.dtype).tiny)
 
 
+def _denominator(v: Tensor, norm: str, crelu: bool) -> Tensor:
+    """Row norms of ``v`` ``(K, out, d)``, or of ``W~ = max(|V+|, |V-|)`` for a CReLU pair."""
+    if crelu:
+        half = v.shape[-1] // 2
+        v = torch.maximum(v[..., :half].abs(), v[..., half:].abs())
+    return _row_norm(v, norm)
+
+
+def _denominator_grad(v: Tensor, n: Tensor, norm: str, crelu: bool) -> Tensor:
+    """``d n_i / d v_ij`` for the denominators of :func:`_denominator`, ``(K, out, d)``."""
+    d = torch.sign(v) if norm == "l1" else v / n
+    if crelu:
+        half = v.shape[-1] // 2
+        a_plus, a_minus = v[..., :half].abs(), v[..., half:].abs()
+        # The larger magnitude carries the gradient; ties share it (as autograd's maximum does).
+        w_plus = (a_plus > a_minus).to(v.dtype) + 0.5 * (a_plus == a_minus).to(v.dtype)
+        d = d * torch.cat([w_plus, 1.0 - w_plus], dim=-1)
+    return d
+
+
+class _NormalizedWeight(torch.autograd.Function):
+    """``W = g * v / n(v)`` row-wise, with a hand-derived backward.
+
+    With ``r_i = sum_j G_ij v_ij`` (``G = dL/dW``)::
+
+        dL/dg_i  = r_i / n_i                      (summed over rows for a shared g)
+        dL/dv_ij = (g_i / n_i) * (G_ij - (r_i / n_i) * dn_i/dv_ij)
+
+    Autograd through ``abs``, ``sum``, ``div`` and ``mul`` needs about twice as many
+    passes over the weight matrix; this keeps the normalization cheap next to the
+    matmuls (see ``benchmarks/bench_modules.py``). ``g``: ``(K, 1)`` or ``(K, out)``.
+    """
+
+    @staticmethod
+    def forward(ctx, v: Tensor, g: Tensor, norm: str, crelu: bool) -> Tensor:
+        n = _denominator(v, norm, crelu)
+        ctx.save_for_backward(v, g, n)
+        ctx.norm, ctx.crelu = norm, crelu
+        return v * (g.unsqueeze(-1) / n)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        v, g, n = ctx.saved_tensors
+        r_over_n = torch.linalg.vecdot(grad, v).unsqueeze(-1) / n  # (K, out, 1)
+        grad_v = grad_g = None
+        if ctx.needs_input_grad[0]:
+            scale = g.unsqueeze(-1) / n
+            dn = _denominator_grad(v, n, ctx.norm, ctx.crelu)
+            grad_v = torch.addcmul(grad * scale, dn, scale * r_over_n, value=-1.0)
+        if ctx.needs_input_grad[1]:
+            grad_g = r_over_n.squeeze(-1)
+            if g.shape[-1] == 1:
+                grad_g = grad_g.sum(-1, keepdim=True)
+        return grad_v, grad_g, None, None
+
+
 def _check_norm(norm: str) -> None:
     if norm not in _NORMS:
         raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
@@ -181,6 +237,8 @@ class NormalizedLinear(_NormalizedBase):
 
     def weight(self) -> Tensor:
         """Effective weight ``W = g * unit_weight``, ``(K, out, in)``."""
+        if float(self.prune_alpha) == 0.0:
+            return _NormalizedWeight.apply(self.direction, self.length, self.norm, False)
         return self._scale() * self.unit_weight()
 
     def abs_weight(self) -> Tensor:
@@ -238,8 +296,7 @@ class CReLULinear(_NormalizedBase):
     def unit_weight(self) -> Tensor:
         """Normalized ``[V+, V-]`` (rows of ``W~`` have unit norm), ``(K, out, 2*in)``."""
         v = self.direction
-        denom = _row_norm(self._tilde(v), self.norm)
-        return self._blend(v, denom, lambda: self.pruned_direction())
+        return self._blend(v, _denominator(v, self.norm, True), lambda: self.pruned_direction())
 
     def pruned_direction(self) -> Tensor:
         """Both halves thresholded by the ``tau`` of ``W~``'s projection (P1.5), ``(K, out, 2*in)``."""
@@ -254,6 +311,8 @@ class CReLULinear(_NormalizedBase):
 
     def weight(self) -> Tensor:
         """Effective ``[W+, W-]``, ``(K, out, 2*in)``."""
+        if float(self.prune_alpha) == 0.0:
+            return _NormalizedWeight.apply(self.direction, self.length, self.norm, True)
         return self._scale() * self.unit_weight()
 
     def weight_pair(self) -> tuple[Tensor, Tensor]:
