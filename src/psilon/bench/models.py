@@ -284,7 +284,8 @@ def curve_records(history) -> list[dict[str, float]] | None:
 
     Accepts ``None``; a long DataFrame with ``lambda`` and ``step`` columns and a value
     column (one of ``val_loss``, ``validation_loss``, ``loss``, ``val_score``, ``score``,
-    ``value``); a wide DataFrame (index: step, one column per lambda); or a dict
+    ``value``); a wide DataFrame (index: step, one column per lambda; missing values are
+    dropped), as psilon's estimators give in ``history_``; or a dict
     ``{lambda: values}`` (values a sequence indexed by step, or a Series indexed by step).
     """
     if history is None:
@@ -303,7 +304,7 @@ def curve_records(history) -> list[dict[str, float]] | None:
     if isinstance(history, Mapping):
         for lam, values in history.items():
             series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, dtype=float).reshape(-1))
-            for step, val in series.items():
+            for step, val in series.dropna().items():
                 records.append({"lambda": float(lam), "step": int(step), "value": float(val)})
         return records
     raise ValueError(f"cannot read training curves from a {type(history).__name__}")

@@ -1,0 +1,97 @@
+"""Reports: tables, ranks and wins from a store; plots, including curves when a network recorded them."""
+
+import json
+
+import numpy as np
+import pytest
+
+from psilon.bench.report import summarize, write_report
+from psilon.bench.runner import STORE_NAME, run_protocol
+from psilon.bench.store import ResultStore, atomic_write_text
+
+
+def _row(dataset, model, score, split=0, curves=None, near=None, lip=None, task="regression"):
+    metric = "rmse" if task == "regression" else "log_loss"
+    test = {metric: score} if task == "regression" else {metric: score, "accuracy": 0.9}
+    return {
+        "key": f"{dataset}-{model}-{split}",
+        "status": "ok",
+        "protocol": "synthetic",
+        "dataset": dataset,
+        "model": model,
+        "split_id": split,
+        "task_type": task,
+        "primary_metric": metric,
+        "metrics": {"test": test, "val": test},
+        "selected": {"lambda": 0.01} if curves else {},
+        "near_sparsity": near,
+        "lipschitz_bound": lip,
+        "fit_seconds": 1.0,
+        "curves_file": curves,
+    }
+
+
+@pytest.fixture
+def synthetic_store(tmp_path):
+    curves = [{"lambda": lam, "step": s, "value": float(np.exp(-s / 50) + lam)} for lam in (0.001, 0.01, 0.1) for s in range(0, 200, 10)]
+    atomic_write_text(tmp_path / "curves" / "a.json", json.dumps(curves))
+    atomic_write_text(tmp_path / "curves" / "b.json", json.dumps(curves))
+    rows = [
+        _row("d1", "psilon-net", 0.5, curves="curves/a.json", near=0.6, lip=3.0),
+        _row("d1", "standard-net", 0.7, curves="curves/b.json", near=0.1, lip=30.0),
+        _row("d1", "random-forest", 0.6),
+        _row("d2", "psilon-net", 0.9, near=0.5, lip=2.0),
+        _row("d2", "standard-net", 0.8, near=0.2, lip=20.0),
+        _row("d2", "random-forest", 0.4),
+        _row("d3", "psilon-net", 0.30, task="binary"),
+        _row("d3", "psilon-net", 0.34, split=1, task="binary"),
+        _row("d3", "standard-net", 0.35, task="binary"),
+        _row("d3", "random-forest", 0.31, task="binary"),
+        {"key": "x", "status": "skipped", "protocol": "synthetic", "dataset": "d1", "model": "tabm-d", "split_id": 0, "note": "tabm-d needs pytabkit"},
+    ]
+    with ResultStore(tmp_path / STORE_NAME) as store:
+        for r in rows:
+            store.append(r)
+    return tmp_path
+
+
+def test_summary_ranks_and_wins(synthetic_store):
+    s = summarize(ResultStore(synthetic_store / STORE_NAME).rows())["synthetic"]
+    assert s["datasets"]["d3"]["models"]["psilon-net"]["score"] == pytest.approx(0.32)
+    assert s["datasets"]["d3"]["models"]["psilon-net"]["score_se"] == pytest.approx(0.02)
+    assert s["datasets"]["d3"]["models"]["psilon-net"]["n_splits"] == 2
+    # ranks: d1 psilon 1, rf 2, std 3; d2 rf 1, std 2, psilon 3; d3 rf 1, psilon 2, std 3
+    assert s["mean_rank"] == pytest.approx({"random-forest": 4 / 3, "psilon-net": 2.0, "standard-net": 8 / 3})
+    assert s["wins"]["psilon-net vs standard-net"] == {"wins": 2, "ties": 0, "losses": 1, "datasets": 3}
+    assert s["wins"]["psilon-net vs random-forest"] == {"wins": 1, "ties": 0, "losses": 2, "datasets": 3}
+    assert s["notes"] == ["tabm-d needs pytabkit"]
+
+
+def test_report_files_and_plots(synthetic_store, tmp_path):
+    out = tmp_path / "report"
+    write_report(synthetic_store / STORE_NAME, out)
+    text = (out / "report.md").read_text()
+    assert "## Protocol `synthetic`" in text and "| **mean rank** |" in text
+    assert "psilon-net vs standard-net: 2 wins, 0 ties, 1 losses on 3 datasets" in text
+    assert "**0.4000**" in text and "0.3200 ± 0.0200" in text and "tabm-d needs pytabkit" in text
+    assert "0.600 / 3.000" in text  # near-sparsity / Lipschitz bound of PSiLON Net on d1
+    summary = json.loads((out / "summary.json").read_text())
+    plots = set(summary["plots"])
+    assert plots == {"curves_synthetic_d1.png", "figure1_synthetic.png", "near_sparsity_synthetic.png", "ranks_synthetic.png"}
+    for name in plots:
+        assert (out / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_of_a_real_run(tmp_path, tiny_protocol):
+    run_protocol(tiny_protocol, tmp_path, progress=False)
+    summary = write_report(tmp_path)
+    s = summary["tiny"]
+    assert set(s["datasets"]) == {"sklearn:diabetes", "sklearn:breast_cancer"}
+    assert all(m["n_splits"] == 2 and m["score_se"] is not None for d in s["datasets"].values() for m in d["models"].values())
+    assert sorted(s["mean_rank"].values()) in ([1.0, 2.0], [1.5, 1.5])
+    assert (tmp_path / "plots" / "ranks_tiny.png").is_file() and "Test accuracy" in (tmp_path / "report.md").read_text()
+
+
+def test_missing_store_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no result store"):
+        write_report(tmp_path)
