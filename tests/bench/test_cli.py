@@ -53,3 +53,16 @@ def test_smoke_protocol_end_to_end(tmp_path):
     # the report command rebuilds it from the store alone
     (out / "report.md").unlink()
     assert main(["report", str(out)]) == 0 and (out / "report.md").is_file()
+
+
+def test_top_level_psilon_command_has_bench_and_report(capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("psilon.recovery") is None:
+        pytest.skip("psilon.cli cannot build its parser while psilon.recovery is missing (find_spec raises)")
+    from psilon.cli import main as psilon_main
+
+    with pytest.raises(SystemExit):
+        psilon_main(["bench", "--help"])
+    assert "paper-tabular" in capsys.readouterr().out
+    assert psilon_main(["report", "/nonexistent/results"]) == 2

@@ -138,9 +138,8 @@ def test_sigkill_mid_run_loses_only_tasks_in_flight(tmp_path, tiny_protocol):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         data = store_path.read_bytes()
-        lines = data.split(b"\n")
-        assert lines[-1] in (b"",) or not data.endswith(b"\n")
-        complete = [json.loads(line) for line in lines[:-1]]  # every complete line parses
+        complete = [json.loads(line) for line in data.split(b"\n")[:-1]]  # every complete line parses
+        assert len(complete) >= kill_after
         assert len({r["key"] for r in complete}) == len(complete) < total  # no duplicates, not finished
     finished = subprocess.run(_bench_command(protocol_file, tmp_path / "out"), env=env, cwd=tmp_path, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr

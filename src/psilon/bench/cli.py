@@ -96,7 +96,7 @@ def _bench(args: argparse.Namespace) -> int:
             threads=args.threads,
             progress=not args.no_progress,
         )
-    except (DatasetError, StoreLockedError, ValueError, RuntimeError) as exc:
+    except (DatasetError, StoreLockedError, ValueError, RuntimeError, OSError) as exc:  # OSError: scheduler unreachable
         print(f"psilon bench: error: {exc}", file=sys.stderr)
         return 2
     print(

@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import socket
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -110,11 +111,7 @@ def _thread_limit(threads: int | None):
         return
     from threadpoolctl import threadpool_limits
 
-    torch = None
-    import sys
-
-    if "torch" in sys.modules:
-        torch = sys.modules["torch"]
+    torch = sys.modules.get("torch")  # only when a model already uses it
     previous = torch.get_num_threads() if torch is not None else None
     with threadpool_limits(limits=threads):
         if torch is not None:
