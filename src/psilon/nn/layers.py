@@ -98,17 +98,33 @@ def _denominator_grad(v: Tensor, n: Tensor, norm: str, crelu: bool) -> Tensor:
     return d
 
 
-class _NormalizedWeight(torch.autograd.Function):
-    """``W = g * v / n(v)`` row-wise, with a hand-derived backward.
+def _normalization_backward(ctx_needs: tuple[bool, bool], grad_w: Tensor, v: Tensor, g: Tensor, n: Tensor,
+                            norm: str, crelu: bool) -> tuple[Tensor | None, Tensor | None]:
+    """Gradients of ``W = g * v / n(v)`` w.r.t. ``v`` and ``g`` given ``G = dL/dW``.
 
-    With ``r_i = sum_j G_ij v_ij`` (``G = dL/dW``)::
+    With ``r_i = sum_j G_ij v_ij``::
 
         dL/dg_i  = r_i / n_i                      (summed over rows for a shared g)
         dL/dv_ij = (g_i / n_i) * (G_ij - (r_i / n_i) * dn_i/dv_ij)
+    """
+    r_over_n = torch.linalg.vecdot(grad_w, v).unsqueeze(-1) / n  # (K, out, 1)
+    grad_v = grad_g = None
+    if ctx_needs[0]:
+        scale = g.unsqueeze(-1) / n
+        dn = _denominator_grad(v, n, norm, crelu)
+        grad_v = torch.addcmul(grad_w, dn, r_over_n, value=-1.0).mul_(scale)
+    if ctx_needs[1]:
+        grad_g = r_over_n.squeeze(-1)
+        if g.shape[-1] == 1:
+            grad_g = grad_g.sum(-1, keepdim=True)
+    return grad_v, grad_g
+
+
+class _NormalizedWeight(torch.autograd.Function):
+    """``W = g * v / n(v)`` row-wise (``g``: ``(K, 1)`` or ``(K, out)``), hand-derived backward.
 
     Autograd through ``abs``, ``sum``, ``div`` and ``mul`` needs about twice as many
-    passes over the weight matrix; this keeps the normalization cheap next to the
-    matmuls (see ``benchmarks/bench_modules.py``). ``g``: ``(K, 1)`` or ``(K, out)``.
+    passes over the weight matrix; see :func:`_normalization_backward` for the math.
     """
 
     @staticmethod
@@ -121,17 +137,60 @@ class _NormalizedWeight(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         v, g, n = ctx.saved_tensors
-        r_over_n = torch.linalg.vecdot(grad, v).unsqueeze(-1) / n  # (K, out, 1)
-        grad_v = grad_g = None
-        if ctx.needs_input_grad[0]:
-            scale = g.unsqueeze(-1) / n
-            dn = _denominator_grad(v, n, ctx.norm, ctx.crelu)
-            grad_v = torch.addcmul(grad * scale, dn, scale * r_over_n, value=-1.0)
-        if ctx.needs_input_grad[1]:
-            grad_g = r_over_n.squeeze(-1)
-            if g.shape[-1] == 1:
-                grad_g = grad_g.sum(-1, keepdim=True)
+        grad_v, grad_g = _normalization_backward(ctx.needs_input_grad[:2], grad, v, g, n, ctx.norm, ctx.crelu)
         return grad_v, grad_g, None, None
+
+
+class _NormalizedLinear(torch.autograd.Function):
+    """``y = x W^T + b`` with ``W = g * v / n(v)``, members batched, one fused backward.
+
+    ``x``: ``(K, B, d)`` per member or ``(B, d)`` shared by all members; ``v``:
+    ``(K, out, d)``; output ``(K, B, out)`` (contiguous). The backward computes
+    ``dL/dW`` directly in ``v``'s layout (``G^T x``, a single GEMM for a shared input),
+    so no transposed weight gradient is ever copied, and folds it into the
+    normalization backward.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, v: Tensor, g: Tensor, b: Tensor, norm: str, crelu: bool) -> Tensor:
+        n = _denominator(v, norm, crelu)
+        w = v * (g.unsqueeze(-1) / n)
+        k, out, d = w.shape
+        if x.dim() == 2:
+            y = torch.addmm(b.reshape(1, k * out), x, w.reshape(k * out, d).t())
+            y = y.view(x.shape[0], k, out).transpose(0, 1).contiguous()
+        else:
+            y = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+        ctx.save_for_backward(x, v, g, n, w)
+        ctx.norm, ctx.crelu = norm, crelu
+        return y
+
+    @staticmethod
+    def backward(ctx, gy: Tensor):
+        x, v, g, n, w = ctx.saved_tensors
+        k, out, d = w.shape
+        grad_x = None
+        if x.dim() == 2:
+            gflat = gy.transpose(0, 1).reshape(x.shape[0], k * out)  # (B, K*out)
+            grad_w = gflat.t().mm(x).view(k, out, d)
+            if ctx.needs_input_grad[0]:
+                grad_x = gflat.mm(w.reshape(k * out, d))
+        else:
+            grad_w = torch.bmm(gy.transpose(1, 2), x)
+            if ctx.needs_input_grad[0]:
+                grad_x = torch.bmm(gy, w)
+        grad_b = gy.sum(1) if ctx.needs_input_grad[3] else None
+        grad_v, grad_g = _normalization_backward(ctx.needs_input_grad[1:3], grad_w, v, g, n, ctx.norm, ctx.crelu)
+        return grad_x, grad_v, grad_g, grad_b, None, None
+
+
+def _linear(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    """Plain autograd ``x W^T + b`` for members (used while pruning), output ``(K, B, out)``."""
+    if x.dim() == 2:
+        k, out, d = w.shape
+        y = F.linear(x, w.reshape(k * out, d), b.reshape(k * out))
+        return y.view(x.shape[0], k, out).transpose(0, 1)
+    return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
 
 
 def _check_norm(norm: str) -> None:
@@ -246,15 +305,9 @@ class NormalizedLinear(_NormalizedBase):
         return self.weight().abs()
 
     def forward(self, x: Tensor) -> Tensor:
-        w = self.weight()
-        k, out = self.members, self.out_features
-        if x.dim() == 2:
-            # One input for all members: a single (batch, in) x (in, K*out) product.
-            y = F.linear(x, w.reshape(k * out, self.in_features), self.bias.reshape(k * out))
-            return y.view(x.shape[0], k, out).transpose(0, 1)
-        if k == 1:
-            return F.linear(x, w[0], self.bias[0])
-        return torch.baddbmm(self.bias.unsqueeze(1), x, w.transpose(1, 2))
+        if float(self.prune_alpha) == 0.0:
+            return _NormalizedLinear.apply(x, self.direction, self.length, self.bias, self.norm, False)
+        return _linear(x, self.weight(), self.bias)
 
 
 class CReLULinear(_NormalizedBase):
@@ -325,11 +378,6 @@ class CReLULinear(_NormalizedBase):
 
     def forward(self, z: Tensor) -> Tensor:
         h = torch.cat([F.relu(z), -F.relu(-z)], dim=-1)
-        w = self.weight()
-        k, out = self.members, self.out_features
-        if h.dim() == 2:
-            y = F.linear(h, w.reshape(k * out, 2 * self.in_features), self.bias.reshape(k * out))
-            return y.view(h.shape[0], k, out).transpose(0, 1)
-        if k == 1:
-            return F.linear(h, w[0], self.bias[0])
-        return torch.baddbmm(self.bias.unsqueeze(1), h, w.transpose(1, 2))
+        if float(self.prune_alpha) == 0.0:
+            return _NormalizedLinear.apply(h, self.direction, self.length, self.bias, self.norm, True)
+        return _linear(h, self.weight(), self.bias)
