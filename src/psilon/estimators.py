@@ -25,6 +25,7 @@ scale 1), and mapped back at predict. ``lipschitz_bound_`` is in units of the pr
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -318,7 +319,7 @@ class _PSiLONBase(BaseEstimator):
             val_data = (self._transform(Xv), yv)
         elif self.selection == "holdout":
             if n < 2:
-                raise ValueError(f"{type(self).__name__}: selection='holdout' needs at least 2 samples, got {n}")
+                raise ValueError(f"{type(self).__name__}: selection='holdout' needs at least 2 samples, got {n} sample")
             strat = stratify if stratify is not None and np.bincount(stratify).min() >= 2 else None
             n_val = max(1, int(round(self.validation_fraction * n)))
             if strat is not None:
@@ -457,11 +458,14 @@ class _PSiLONBase(BaseEstimator):
     def _raw_predict(self, X) -> np.ndarray:
         check_is_fitted(self, "module_")
         X = self._validate_X(X, reset=False)
-        Z = torch.from_numpy(self._transform(X))
+        # Float64 evaluation: predictions do not depend on the batch composition (float32
+        # matmuls round differently for different batch sizes).
+        Z = torch.from_numpy(self._transform(X).astype(np.float64))
+        module = copy.deepcopy(self.module_).double()
         outs = []
         with torch.no_grad():
             for s in range(0, Z.shape[0], 8192):
-                outs.append(self.module_(Z[s : s + 8192]))
+                outs.append(module(Z[s : s + 8192]))
         return torch.cat(outs).double().numpy() if outs else np.zeros((0, self.module_.out_features))
 
     # ------------------------------------------------------------------ persistence
@@ -611,6 +615,8 @@ class PSiLONRegressor(RegressorMixin, _PSiLONBase):
     def fit(self, X, y, *, eval_set=None):
         """Fit the lambda path on ``X, y`` and select ``lambda_`` (see the module docstring)."""
         X = self._validate_X(X, reset=True)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         y = check_array(y, ensure_2d=False, dtype="numeric", ensure_all_finite=True, input_name="y")
         if y.ndim > 2 or (y.ndim == 2 and y.shape[1] == 0):
             raise ValueError(f"y must be 1-d or 2-d (n, targets), got shape {y.shape}")
@@ -625,6 +631,11 @@ class PSiLONRegressor(RegressorMixin, _PSiLONBase):
         self.y_center_, self.y_scale_ = center, scale
         y_enc = ((y2 - center) / scale).astype(np.float32)
         return self._fit(X, y_enc, "mse", y2.shape[1], eval_set)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
 
     def _encode_eval_y(self, y):
         y = check_array(y, ensure_2d=False, dtype="numeric", ensure_all_finite=True, input_name="y_val")
@@ -708,7 +719,8 @@ class PSiLONClassifier(ClassifierMixin, _PSiLONBase):
 
     def predict(self, X):
         """Most probable class per sample."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def _extra_state(self) -> dict:
         kind = self.classes_.dtype.kind
