@@ -1,0 +1,59 @@
+"""End-to-end: ``psilon recovery FIGURE`` writes a PNG and a CSV with tiny settings."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from psilon.cli import main
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, comment="#")
+
+
+def test_recovery_fig1_writes_png_and_csv(tmp_path, capsys):
+    code = main(["recovery", "fig1", "--out", str(tmp_path), "--trials", "2", "--max-steps", "300",
+                 "--alphas", "0.1,0.5", "--no-progress"])
+    assert code == 0
+    png, csv = tmp_path / "fig1.png", tmp_path / "fig1.csv"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    header = csv.read_text().splitlines()[1]
+    assert header.startswith("# settings:") and "trials=2" in header and "max_steps=300" in header
+    df = _read(csv)
+    assert len(df) == 2 * 2 * 2  # trials x alphas x methods
+    assert set(df.method) == {"gd", "wn"} and set(df.alpha) == {0.1, 0.5}
+    assert np.all(df.steps <= 300) and np.all(np.isfinite(df.error))
+    assert not list(tmp_path.glob(".*tmp"))  # atomic writes leave no temporaries
+    out = capsys.readouterr().out
+    assert "median_ratio_gd_over_wn" in out and "wrote" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["history", "--max-steps", "200"],
+        ["fig3", "--max-steps", "200", "--etas", "0.1,10"],
+        ["fig4", "--max-steps", "200", "--alphas", "0.1"],
+        ["fig5", "--max-steps", "200", "--alphas", "0.1"],
+        ["phase", "--max-steps", "100", "--N", "20", "--deltas", "0.3,0.6", "--rhos", "0.2,0.4"],
+    ],
+)
+def test_other_figures_run_tiny(tmp_path, argv):
+    code = main(["recovery", *argv, "--out", str(tmp_path), "--trials", "2", "--no-progress"])
+    assert code == 0
+    pngs = list(tmp_path.glob("fig*.png"))
+    csvs = list(tmp_path.glob("fig*.csv"))
+    assert len(pngs) == 1 and len(csvs) == 1
+    assert len(_read(csvs[0])) > 0
+
+
+def test_bad_cli_arguments(tmp_path, capsys):
+    assert main(["recovery", "fig1", "--etas", "1", "--out", str(tmp_path)]) == 2
+    assert "does not apply" in capsys.readouterr().err
+    assert main(["recovery", "fig1", "--trials", "0", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "n_trials must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["recovery", "fig9"])
