@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/psilon demo
+	$(VENV)/bin/psilon bench smoke --out results/smoke --jobs 2
 
 test: $(STAMP)
 	$(PY) -m pytest -q
