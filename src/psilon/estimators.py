@@ -507,8 +507,8 @@ class _PSiLONBase(BaseEstimator):
             "n_preprocessed_features_": int(self.n_preprocessed_features_),
             "lambda_": self.lambda_,
             "n_steps_": int(self.n_steps_),
-            "path_": json.loads(self.path_.reset_index().to_json(orient="split", double_precision=17)),
-            "history_": json.loads(self.history_.reset_index().to_json(orient="split", double_precision=17)),
+            "path_": _frame_to_split(self.path_.reset_index()),
+            "history_": _frame_to_split(self.history_.reset_index()),
             "selected_features_": None if not hasattr(self, "selected_features_") else [str(s) for s in self.selected_features_],
             "extra": self._extra_state(),
         }
@@ -570,6 +570,11 @@ class _PSiLONBase(BaseEstimator):
         est._restore_extra(meta["extra"])
         est._set_module_attributes(False)
         return est
+
+
+def _frame_to_split(frame: pd.DataFrame) -> dict:
+    data = frame.to_dict(orient="split")
+    return {"columns": [_plain(c) for c in data["columns"]], "data": [[_plain(v) for v in row] for row in data["data"]]}
 
 
 def _frame_from_split(data: dict) -> pd.DataFrame:
