@@ -35,7 +35,9 @@ N, D, BATCH, DEPTH, MEMBERS = 2000, 20, 400, 3, 13
 
 
 def _step_fn(net, x, y, lam):
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    from psilon.train import _make_optimizer  # the optimizer train_members uses
+
+    opt = _make_optimizer(net.parameters(), 2e-3)
 
     def step():
         out = net(x)

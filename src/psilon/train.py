@@ -146,6 +146,19 @@ def _tune_allocator() -> None:
         pass
 
 
+def _make_optimizer(params, lr: float) -> torch.optim.Optimizer:
+    """Adam without weight decay; the fused kernel (one pass per tensor) when available.
+
+    On CPU the fused Adam is ~5x faster than the ``foreach`` one on (13, 500, 500)
+    parameters, which otherwise costs several full passes over every parameter per step.
+    """
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, weight_decay=0.0, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # fused not supported for these tensors
+        return torch.optim.Adam(params, lr=lr, weight_decay=0.0)
+
+
 # --------------------------------------------------------------------------- results
 @dataclass
 class TrainResult:
@@ -425,7 +438,7 @@ def train_members(
     lam_t = torch.as_tensor(lam, dtype=dtype)
     names = _stacked_names(net)
     params = dict(net.named_parameters())
-    optimizer = torch.optim.Adam(net.parameters(), lr=learning_rate, weight_decay=0.0)
+    optimizer = _make_optimizer(net.parameters(), learning_rate)
 
     alive = torch.ones(k_members, dtype=torch.bool)  # not diverged
     running = np.ones(k_members, dtype=bool)  # not diverged, not early-stopped
