@@ -104,15 +104,22 @@ def _table(rows) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--datasets", nargs="+", default=["diabetes", "breast_cancer"],
+                        choices=["diabetes", "breast_cancer"])
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "results" / "quality.md"))
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []
-    Xd, yd = load_diabetes(return_X_y=True, as_frame=True)
-    rows += _run("diabetes", "regression", Xd, yd)
-    Xb, yb = load_breast_cancer(return_X_y=True, as_frame=True)
-    rows += _run("breast_cancer", "classification", Xb, yb)
+    loaders = {"diabetes": (load_diabetes, "regression"), "breast_cancer": (load_breast_cancer, "classification")}
+    for name in args.datasets:
+        loader, task = loaders[name]
+        X, y = loader(return_X_y=True, as_frame=True)
+        rows += _run(name, task, X, y)
+        _write(args, rows)  # after every dataset, so a long run leaves a partial table
+
+
+def _write(args, rows) -> None:
     defaults = PSiLONRegressor().get_params()
     text = "\n".join(
         [
@@ -139,7 +146,7 @@ def main(argv=None) -> None:
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     os.replace(tmp, out)
-    print(text)
+    print(text, flush=True)
 
 
 if __name__ == "__main__":
