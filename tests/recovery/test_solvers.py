@@ -66,9 +66,10 @@ def test_wn_gradients_match_finite_differences(depth, signed, seed, M, N):
 
 
 @pytest.mark.parametrize("signed", [False, True])
-def test_one_solver_step_is_the_tested_gradient_step(signed):
+@pytest.mark.parametrize("depth", [2, 3])  # depth 2 non-negative takes the solver's fast path
+def test_one_solver_step_is_the_tested_gradient_step(signed, depth):
     P = make_problems(2, 8, 12, 2, signed=signed, seed=3)
-    lr, eta, alpha, depth = 0.05, 0.3, 0.4, 3
+    lr, eta, alpha = 0.05, 0.3, 0.4
     res = solve(P, ["gd", "wn"], alpha, eta, depth=depth, lr=lr, tol=0.0, max_steps=1)
     Pdim = 24 if signed else 12
     for t in range(2):

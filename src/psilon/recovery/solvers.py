@@ -347,20 +347,30 @@ def solve(
     t0 = time.perf_counter()
     last_bar = 0
     k = 0
+    fast = depth == 2 and not signed
+    xb = resb = gxb = None
     try:
         while True:
             kg = gmap.shape[1]
-            xb = np.empty((tr.size, kg + wmap.shape[1], N))
+            shape = (tr.size, kg + wmap.shape[1])
+            if xb is None or xb.shape[:2] != shape:  # buffers, reallocated after packing
+                xb, resb, gxb = np.empty(shape + (N,)), np.empty(shape + (M,)), np.empty(shape + (N,))
             # forward pass: x of every slot, one residual product for all of them
             if kg:
-                xb[:, :kg] = model_output(U, depth, signed)
+                if fast:
+                    np.multiply(U, U, out=xb[:, :kg])
+                else:
+                    xb[:, :kg] = model_output(U, depth, signed)
             nv = Vh = Uw = None
             if wmap.shape[1]:
                 nv = np.sqrt(np.einsum("tkp,tkp->tk", V, V))[..., None]
                 Vh = V / nv
                 Uw = R * Vh
-                xb[:, kg:] = model_output(Uw, depth, signed)
-            res = np.matmul(xb, At)
+                if fast:
+                    np.multiply(Uw, Uw, out=xb[:, kg:])
+                else:
+                    xb[:, kg:] = model_output(Uw, depth, signed)
+            res = np.matmul(xb, At, out=resb)
             res -= b
             loss = 0.5 * np.einsum("tkm,tkm->tk", res, res)
             done_now = act & (loss < tol)
@@ -403,17 +413,30 @@ def solve(
                         nv, Vh, Uw = take(nv, ow), take(Vh, ow), take(Uw, ow)
                     kg = wg
             # backward pass and update of the running slots
-            gx = np.matmul(res, A)
+            if res.shape[:2] != gxb.shape[:2]:
+                gxb = np.empty(res.shape[:2] + (N,))
+            gx = np.matmul(res, A, out=gxb)
             if kg:
-                grad = gradient_u(U, gx[:, :kg], depth, signed)
-                grad *= (lr * act[:, :kg])[..., None]
+                if fast:  # L = 2, non-negative: grad = 2 u * g
+                    grad = U * gx[:, :kg]
+                    grad *= (2.0 * lr * act[:, :kg])[..., None]
+                else:
+                    grad = gradient_u(U, gx[:, :kg], depth, signed)
+                    grad *= (lr * act[:, :kg])[..., None]
                 U -= grad
             if wmap.shape[1]:
-                gu = gradient_u(Uw, gx[:, kg:], depth, signed)
-                grad_r = np.einsum("tkp,tkp->tk", gu, Vh)[..., None]
+                if fast:  # grad_u = 2 u * g; the factor 2 is folded into the step sizes
+                    gu = Uw * gx[:, kg:]
+                    grad_r = np.einsum("tkp,tkp->tk", gu, Vh)[..., None]
+                    scale_v, grad_r_factor = 2.0 * lr, 2.0
+                else:
+                    gu = gradient_u(Uw, gx[:, kg:], depth, signed)
+                    grad_r = np.einsum("tkp,tkp->tk", gu, Vh)[..., None]
+                    scale_v, grad_r_factor = lr, 1.0
                 mask = act[:, kg:, None]
                 gu -= grad_r * Vh
-                gu *= (lr * R / nv) * mask
+                gu *= (scale_v * R / nv) * mask
+                grad_r *= grad_r_factor
                 V -= gu
                 R -= lr_r * grad_r * mask
             k += 1
