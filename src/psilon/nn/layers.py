@@ -238,9 +238,24 @@ class _NormalizedBase(nn.Module):
         self.bias = nn.Parameter(torch.zeros(members, out_features))
         self.register_buffer("prune_alpha", torch.zeros(()))
 
+    #: True for the CReLU pair (normalized by ``W~ = max(|V+|, |V-|)``).
+    _crelu = False
+
     def _scale(self) -> Tensor:
         """Lengths broadcastable against ``(K, out, in)``."""
         return self.length.unsqueeze(-1)
+
+    def weight(self) -> Tensor:
+        """Effective weight ``W = g * unit_weight()``, ``(K, out, d)``."""
+        if float(self.prune_alpha) == 0.0:
+            return _NormalizedWeight.apply(self.direction, self.length, self.norm, self._crelu)
+        return self._scale() * self.unit_weight()
+
+    def _affine(self, x: Tensor) -> Tensor:
+        """``x W^T + b`` for ``x`` ``(batch, d)`` or ``(K, batch, d)``, output ``(K, batch, out)``."""
+        if float(self.prune_alpha) == 0.0:
+            return _NormalizedLinear.apply(x, self.direction, self.length, self.bias, self.norm, self._crelu)
+        return _linear(x, self.weight(), self.bias)
 
     def _blend(self, v: Tensor, denom: Tensor, proj_of) -> Tensor:
         """Direction ``v / denom`` blended toward its pruned version by ``prune_alpha``."""
@@ -294,20 +309,12 @@ class NormalizedLinear(_NormalizedBase):
         v = self.direction
         return project_l1_ball(v / _row_norm(v, "l2"))
 
-    def weight(self) -> Tensor:
-        """Effective weight ``W = g * unit_weight``, ``(K, out, in)``."""
-        if float(self.prune_alpha) == 0.0:
-            return _NormalizedWeight.apply(self.direction, self.length, self.norm, False)
-        return self._scale() * self.unit_weight()
-
     def abs_weight(self) -> Tensor:
         """``|W|`` used by the path-norm chains, ``(K, out, in)``."""
         return self.weight().abs()
 
     def forward(self, x: Tensor) -> Tensor:
-        if float(self.prune_alpha) == 0.0:
-            return _NormalizedLinear.apply(x, self.direction, self.length, self.bias, self.norm, False)
-        return _linear(x, self.weight(), self.bias)
+        return self._affine(x)
 
 
 class CReLULinear(_NormalizedBase):
@@ -319,7 +326,10 @@ class CReLULinear(_NormalizedBase):
 
     Parameters: ``direction`` ``(K, out, 2*in)`` holding ``[V+, V-]``, ``length``,
     ``bias``. Input ``(K, batch, in)`` or ``(batch, in)``; output ``(K, batch, out)``.
+    ``weight()`` returns ``[W+, W-]``, ``(K, out, 2*in)``.
     """
+
+    _crelu = True
 
     def __init__(
         self,
@@ -362,12 +372,6 @@ class CReLULinear(_NormalizedBase):
         tau = (t - project_l1_ball(t)).amax(dim=-1, keepdim=True)
         return torch.sign(v) * (v.abs() / s - tau).clamp_min(0)
 
-    def weight(self) -> Tensor:
-        """Effective ``[W+, W-]``, ``(K, out, 2*in)``."""
-        if float(self.prune_alpha) == 0.0:
-            return _NormalizedWeight.apply(self.direction, self.length, self.norm, True)
-        return self._scale() * self.unit_weight()
-
     def weight_pair(self) -> tuple[Tensor, Tensor]:
         """``(W+, W-)``, each ``(K, out, in)``."""
         return self._halves(self.weight())
@@ -377,7 +381,4 @@ class CReLULinear(_NormalizedBase):
         return self._tilde(self.weight())
 
     def forward(self, z: Tensor) -> Tensor:
-        h = torch.cat([F.relu(z), -F.relu(-z)], dim=-1)
-        if float(self.prune_alpha) == 0.0:
-            return _NormalizedLinear.apply(h, self.direction, self.length, self.bias, self.norm, True)
-        return _linear(h, self.weight(), self.bias)
+        return self._affine(torch.cat([F.relu(z), -F.relu(-z)], dim=-1))

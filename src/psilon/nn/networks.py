@@ -44,7 +44,8 @@ class WeightNormNet(nn.Module):
     Args:
         in_features: number of input features.
         out_features: number of outputs (1 for regression / binary logits).
-        architecture: ``'mlp'`` or ``'resnet'``.
+        architecture: ``'mlp'`` or ``'resnet'`` (``None``: the class's :attr:`DEFAULTS`, as
+            for ``norm``, ``shared``, ``penalty`` and ``bound``).
         width: hidden width ``h`` (>= 1).
         depth: number of weight layers ``K`` (>= 2): embedder + ``K - 2`` hidden layers
             or residual blocks + predictor.
@@ -56,21 +57,27 @@ class WeightNormNet(nn.Module):
         bound: for ResNets, ``'improved'`` or ``'original'`` path bound as regularizer.
     """
 
+    #: What an option left as ``None`` means; the subclasses only change these.
+    DEFAULTS: dict = {"architecture": "mlp", "norm": "l1", "shared": True, "penalty": "path", "bound": "improved"}
+
     def __init__(
         self,
         in_features: int,
         out_features: int,
         *,
-        architecture: str = "mlp",
         width: int = 500,
         depth: int = 3,
         members: int | None = None,
-        norm: str = "l1",
-        shared: bool = True,
-        penalty: str = "path",
-        bound: str = "improved",
+        architecture: str | None = None,
+        norm: str | None = None,
+        shared: bool | None = None,
+        penalty: str | None = None,
+        bound: str | None = None,
     ) -> None:
         super().__init__()
+        opts = dict(architecture=architecture, norm=norm, shared=shared, penalty=penalty, bound=bound)
+        opts = {k: (self.DEFAULTS[k] if v is None else v) for k, v in opts.items()}
+        architecture, norm, shared, penalty, bound = (opts[k] for k in ("architecture", "norm", "shared", "penalty", "bound"))
         _check_size("in_features", in_features)
         _check_size("out_features", out_features)
         _check_size("width", width)
@@ -289,25 +296,6 @@ class PSiLONNet(WeightNormNet):
     ``(members, batch, in)``; output ``(batch, out)`` or ``(members, batch, out)``.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        *,
-        width: int = 500,
-        depth: int = 3,
-        members: int | None = None,
-        norm: str = "l1",
-        shared: bool = True,
-        penalty: str = "path",
-        architecture: str = "mlp",
-        bound: str = "improved",
-    ) -> None:
-        super().__init__(
-            in_features, out_features, architecture=architecture, width=width, depth=depth,
-            members=members, norm=norm, shared=shared, penalty=penalty, bound=bound,
-        )
-
 
 class PSiLONResNet(WeightNormNet):
     """PSiLON ResNet (P1.4): CReLU residual blocks, improved path bound as penalty.
@@ -316,24 +304,7 @@ class PSiLONResNet(WeightNormNet):
     ablations through ``norm``, ``shared`` and ``bound``.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        *,
-        width: int = 500,
-        depth: int = 3,
-        members: int | None = None,
-        norm: str = "l1",
-        shared: bool = True,
-        penalty: str = "path",
-        bound: str = "improved",
-        architecture: str = "resnet",
-    ) -> None:
-        super().__init__(
-            in_features, out_features, architecture=architecture, width=width, depth=depth,
-            members=members, norm=norm, shared=shared, penalty=penalty, bound=bound,
-        )
+    DEFAULTS = WeightNormNet.DEFAULTS | {"architecture": "resnet"}
 
 
 class StandardNet(WeightNormNet):
@@ -342,21 +313,4 @@ class StandardNet(WeightNormNet):
     ``architecture='resnet'`` gives the Standard CReLU ResNet of the deep ablation.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        *,
-        width: int = 500,
-        depth: int = 3,
-        members: int | None = None,
-        architecture: str = "mlp",
-        norm: str = "l2",
-        shared: bool = False,
-        penalty: str = "squared",
-        bound: str = "improved",
-    ) -> None:
-        super().__init__(
-            in_features, out_features, architecture=architecture, width=width, depth=depth,
-            members=members, norm=norm, shared=shared, penalty=penalty, bound=bound,
-        )
+    DEFAULTS = WeightNormNet.DEFAULTS | {"norm": "l2", "shared": False, "penalty": "squared"}
