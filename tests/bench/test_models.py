@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import psilon
 from psilon.bench.metrics import evaluate, predict_for_metrics
 from psilon.bench.models import MODELS, ModelUnavailableError, curve_records, get_model
 
@@ -73,17 +72,6 @@ def test_unknown_parameters_and_models_are_clear_errors():
         get_model("linear").fit(X, y, Xv, yv, "ranking", {})
 
 
-@pytest.mark.skipif(hasattr(psilon, "PSiLONRegressor"), reason="psilon exports its estimators")
-@pytest.mark.parametrize("name", ["psilon-net", "psilon-resnet", "standard-net"])
-def test_psilon_entries_say_when_the_estimators_are_missing(name):
-    entry = MODELS[name]
-    assert "PSiLONRegressor" in entry.unavailable_reason()
-    X, y, Xv, yv = _regression()
-    with pytest.raises(ModelUnavailableError, match="PSiLONRegressor"):
-        entry.fit(X, y, Xv, yv, "regression", {"width": 8})
-
-
-@pytest.mark.skipif(not hasattr(psilon, "PSiLONRegressor"), reason="psilon does not export its estimators yet")
 def test_psilon_entry_fits_through_the_estimator():
     X, y, Xv, yv = _regression()
     params = {"architecture": "mlp", "width": 16, "depth": 3, "lambdas": [1e-3, 1e-2], "max_steps": 30,

@@ -71,7 +71,7 @@ FitFunction = Callable[[Any, Any, Any, Any, str, Mapping[str, Any]], FitResult]
 class ModelEntry:
     """A named model: its ``fit`` function, a one-line description and what it imports.
 
-    ``requires`` lists modules (``"pytabkit"``) or module attributes (``"psilon:PSiLONRegressor"``).
+    ``requires`` lists optional modules (``"pytabkit"``) or module attributes (``"module:attr"``).
     """
 
     name: str
@@ -210,17 +210,6 @@ _PSILON_VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _import_psilon_estimators():
-    try:
-        from psilon import PSiLONClassifier, PSiLONRegressor
-    except ImportError as exc:
-        raise ModelUnavailableError(
-            f"psilon.PSiLONRegressor / psilon.PSiLONClassifier are not importable yet ({exc}); "
-            "the PSiLON models run once psilon exports its estimators"
-        ) from None
-    return PSiLONRegressor, PSiLONClassifier
-
-
 def fit_psilon(X_train, y_train, X_val, y_val, task, params, *, variant: str) -> FitResult:
     """PSiLON Net / PSiLON ResNet / StandardNet through psilon's scikit-learn estimators.
 
@@ -234,9 +223,10 @@ def fit_psilon(X_train, y_train, X_val, y_val, task, params, *, variant: str) ->
     validation score per lambda), ``lipschitz_bound_``, ``near_sparsity_`` and
     ``history_`` (validation loss against step per lambda; see :func:`curve_records`).
     """
-    regressor, classifier = _import_psilon_estimators()
+    from psilon.estimators import PSiLONClassifier, PSiLONRegressor  # bench sits above estimators
+
     kwargs = {**dict(params), **_PSILON_VARIANTS[variant]}
-    cls = classifier if _is_classification(task) else regressor
+    cls = PSiLONClassifier if _is_classification(task) else PSiLONRegressor
     model = cls(**kwargs)
     model.fit(X_train, y_train, eval_set=(X_val, y_val))
     lam = getattr(model, "lambda_", None)
@@ -327,7 +317,6 @@ MODELS: dict[str, ModelEntry] = {
             name,
             partial(fit_psilon, variant=name),
             f"{name} via psilon's estimators (lambda path)",
-            ("psilon:PSiLONRegressor", "psilon:PSiLONClassifier"),
         )
         for name in _PSILON_VARIANTS
     )

@@ -351,8 +351,8 @@ PROTOCOLS: dict[str, Protocol] = {
                 ModelSpec("random-forest", "random-forest", {"n_estimators": 100, "min_samples_leaf": [4, 16, 50]}),
                 ModelSpec("hist-gb", "hist-gb", {"max_iter": 100, "learning_rate": [0.1]}),
                 ModelSpec("mlp", "mlp", {"hidden_layer_sizes": [64], "alpha": [1e-3, 1e-1], "max_iter": 300}),
-                ModelSpec("realmlp-td", "realmlp-td", {"n_epochs": 64}),
-                ModelSpec("tabm-d", "tabm-d", {"n_epochs": 64}),
+                ModelSpec("realmlp-td", "realmlp-td", {"n_epochs": 8}),
+                ModelSpec("tabm-d", "tabm-d", {"n_epochs": 8}),
             )
             + _network_models(width=64, depth=3, lambdas=(1e-4, 1e-3, 1e-2, 1e-1), max_steps=300),
             split=SplitSpec(kind="shuffle", seeds=(0,), row_cap=None, n_train=0.6),
