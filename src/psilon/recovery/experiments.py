@@ -11,8 +11,9 @@ exact settings are not available; these are ours, and every PNG and CSV states t
   (+ distance of both to basis pursuit).
 * ``fig2``  error and training loss vs iteration, GD and WN-GD (alpha = 0.1).
 * ``fig3``  error vs learning-rate ratio eta~ (WN-GD), GD as a baseline (alpha = 0.1).
-* ``fig4``  depth L = 2 vs L = 3 (error vs alpha; lr = 0.05 for both depths, because
-  L = 3 with lr = 0.1 is unstable on the largest entries).
+* ``fig4``  depth L = 2 vs L = 3 (error vs alpha; lr = 0.05 for both depths: for L = 3
+  the curvature on the largest entries, ~9 x^(4/3) lambda_max(A_S^T A_S) ~ 28, puts
+  lr = 0.1 above the stability bound 2/28).
 * ``fig5``  signed ground truths (random signs), model ``u**L - w**L``, signed basis pursuit.
 * ``fig6``  empirical phase transitions over delta = M/N in {0.2, ..., 0.8} and
   rho = s/M in {0.1, ..., 0.6} (N = 50, 10 trials per cell, alpha = 0.05, tol 1e-12,
