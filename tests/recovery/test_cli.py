@@ -57,3 +57,24 @@ def test_bad_cli_arguments(tmp_path, capsys):
     assert "n_trials must be >= 1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["recovery", "fig9"])
+
+
+def test_fig4_etas_l3_option(tmp_path):
+    """--etas-l3 gives one L = 3 WN-GD column per value; L = 2 keeps --eta; both in the CSV."""
+    code = main(["recovery", "fig4", "--out", str(tmp_path), "--trials", "2", "--max-steps", "200",
+                 "--alphas", "0.05,0.1", "--eta", "0.02", "--etas-l3", "0.01,0.3,0.5", "--no-progress"])
+    assert code == 0
+    csv = tmp_path / "fig4.csv"
+    header = csv.read_text().splitlines()[1]
+    assert "eta_ratio_L2=0.02" in header and "eta_ratios_L3=[0.01,0.3,0.5]" in header
+    assert "max_steps=200" in header and "lr=0.05" in header
+    df = _read(csv)
+    wn = df[df.method == "wn"]
+    assert set(wn[wn.depth == 2].eta_ratio) == {0.02}
+    assert set(wn[wn.depth == 3].eta_ratio) == {0.01, 0.3, 0.5}
+    assert len(df) == 2 * 2 * (2 + 4)  # trials x alphas x (L=2: gd + wn; L=3: gd + 3 wn)
+    assert {"radius", "n_active", "diverged"} <= set(df.columns)
+    assert df[df.method == "gd"].radius.isna().all() and (wn.radius > 0).all()
+    assert main(["recovery", "fig1", "--etas-l3", "0.3", "--out", str(tmp_path)]) == 2
+    assert main(["recovery", "fig4", "--etas-l3", "0,0.3", "--out", str(tmp_path), "--trials", "1",
+                 "--max-steps", "10", "--no-progress"]) == 2

@@ -39,6 +39,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--s", type=int, dest="s", help="sparsity (not fig6)")
     p.add_argument("--alphas", type=_floats, help="comma-separated alphas (fig1, fig4, fig5)")
     p.add_argument("--etas", type=_floats, help="comma-separated eta~ values (fig3)")
+    p.add_argument(
+        "--etas-l3", type=_floats, dest="etas_l3",
+        help="comma-separated eta~ values of the L = 3 WN-GD columns (fig4; default 0.01,0.3; "
+        "--eta sets L = 2's)",
+    )
     p.add_argument("--deltas", type=_floats, help="comma-separated M/N values (fig6)")
     p.add_argument("--rhos", type=_floats, help="comma-separated s/M values (fig6)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -60,13 +65,13 @@ def run(args) -> int:
     name = ex.ALIASES.get(args.figure, args.figure)
     kwargs = {k: getattr(args, k) for k in ("trials", "seed", "max_steps", "tol", "lr", "eta_ratio", "M", "N", "s")}
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    grids = {"alphas": args.alphas, "etas": args.etas, "deltas": args.deltas, "rhos": args.rhos}
-    allowed = {"fig1": {"alphas"}, "fig3": {"etas"}, "fig4": {"alphas"}, "fig5": {"alphas"}, "fig6": {"deltas", "rhos"}}
+    grids = {"alphas": args.alphas, "etas": args.etas, "etas_l3": args.etas_l3, "deltas": args.deltas, "rhos": args.rhos}
+    allowed = {"fig1": {"alphas"}, "fig3": {"etas"}, "fig4": {"alphas", "etas_l3"}, "fig5": {"alphas"}, "fig6": {"deltas", "rhos"}}
     for key, val in grids.items():
         if val is None:
             continue
         if key not in allowed.get(name, set()):
-            print(f"error: --{key} does not apply to {name}", file=sys.stderr)
+            print(f"error: --{key.replace('_', '-')} does not apply to {name}", file=sys.stderr)
             return 2
         kwargs[key] = val
     if name == "fig6" and ({"M", "s"} & kwargs.keys()):

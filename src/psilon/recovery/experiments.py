@@ -13,7 +13,12 @@ exact settings are not available; these are ours, and every PNG and CSV states t
 * ``fig3``  error vs learning-rate ratio eta~ (WN-GD), GD as a baseline (alpha = 0.1).
 * ``fig4``  depth L = 2 vs L = 3 (error vs alpha; lr = 0.05 for both depths: for L = 3
   the curvature on the largest entries, ~9 x^(4/3) lambda_max(A_S^T A_S) ~ 28, puts
-  lr = 0.1 above the stability bound 2/28).
+  lr = 0.1 above the stability bound 2/28; budget 40,000). WN-GD at L = 2 uses eta~ = 0.01;
+  at L = 3 two columns, eta~ = 0.01 and 0.3 (``etas_l3``). Why: for L >= 3 the direction
+  flow ``dv^_i ~ -r^L v^_i (v^_i^(L-2) g_i - <v^^L, g>)`` is rich-get-richer, so with a
+  slow radius and a small start the direction collapses onto one coordinate (a vertex
+  of the sphere, an exact stationary point at L >= 3); a faster radius (eta~ = 0.3)
+  avoids the collapse for alpha >= 0.01 (see docs/recovery.md).
 * ``fig5``  signed ground truths (random signs), model ``u**L - w**L``, signed basis pursuit.
 * ``fig6``  empirical phase transitions over delta = M/N in {0.2, ..., 0.8} and
   rho = s/M in {0.1, ..., 0.6} (N = 50, 10 trials per cell, alpha = 0.05, tol 1e-12,
@@ -56,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
 FIG1_ALPHAS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 FIG3_ETAS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 FIG4_ALPHAS = (0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5)
+FIG4_ETAS_L3 = (0.01, 0.3)
 FIG5_ALPHAS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.2, 0.5)
 FIG6_DELTAS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 FIG6_RHOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
@@ -221,24 +227,49 @@ def figure3(*, alpha=0.1, etas=FIG3_ETAS, progress=True, **overrides) -> FigureR
     return FigureResult("fig3", "Error vs learning-rate ratio eta~", cfg, df, summary, _plot_fig3)
 
 
-def figure4(*, alphas=FIG4_ALPHAS, depths=(2, 3), progress=True, **overrides) -> FigureResult:
-    """Depth L = 2 against L = 3, GD and WN-GD, error vs alpha."""
+def figure4(
+    *, alphas=FIG4_ALPHAS, depths=(2, 3), etas_l3=FIG4_ETAS_L3, progress=True, **overrides
+) -> FigureResult:
+    """Depth L = 2 against L = 3, GD and WN-GD, error vs alpha.
+
+    WN-GD at L = 2 uses ``eta_ratio`` (default 0.01); at every depth L >= 3 it runs one
+    column per value in ``etas_l3`` (default 0.01 and 0.3). The table also holds the final
+    radius, ``n_active``, the number of coordinates with ``x_i > 1e-6 max_j x_j``
+    (1 = the direction collapsed onto a single coordinate), and ``diverged`` (non-finite
+    loss: the iterate overflowed; its error is NaN and the medians leave it out).
+    """
     overrides.setdefault("lr", 0.05)
+    overrides.setdefault("max_steps", 40_000)
     cfg = _settings(DEFAULTS, **overrides)
+    etas_l3 = np.atleast_1d(np.asarray(etas_l3, dtype=float))
+    if etas_l3.size == 0 or not np.all(np.isfinite(etas_l3)) or np.any(etas_l3 <= 0):
+        raise ValueError(f"etas_l3 must be positive finite numbers, got {etas_l3.tolist()}")
     P = _problems(cfg)
     alphas = np.asarray(alphas, dtype=float)
     frames = []
     for L in depths:
+        etas = np.array([cfg["eta_ratio"]]) if int(L) == 2 else etas_l3
+        meth = np.array(["gd"] * alphas.size + ["wn"] * (alphas.size * etas.size))
+        col_alpha = np.concatenate([alphas, np.repeat(alphas, etas.size)])
+        col_eta = np.concatenate([np.full(alphas.size, np.nan), np.tile(etas, alphas.size)])
         res = solve(
-            P, np.repeat(["gd", "wn"], alphas.size), np.tile(alphas, 2), cfg["eta_ratio"],
+            P, meth, col_alpha, col_eta,
             depth=int(L), lr=cfg["lr"], tol=cfg["tol"], max_steps=cfg["max_steps"],
             progress=progress, desc=f"fig4 L={L}",
         )
-        frames.append(_rows(res, P, None))
+        xmax = res.x.max(axis=-1, keepdims=True)
+        n_active = (res.x > 1e-6 * np.maximum(xmax, 1e-300)).sum(axis=-1)
+        frames.append(_rows(res, P, None, extra={"radius": res.radius.ravel(), "n_active": n_active.ravel()}))
     df = pd.concat(frames, ignore_index=True)
-    summary = _median_by(df, ["depth", "method", "alpha"], ["error", "loss", "steps"])
-    summary["frac_converged"] = df.groupby(["depth", "method", "alpha"])["converged"].mean().values
-    cfg.update(alphas=list(alphas), depths=list(depths))
+    df["diverged"] = ~np.isfinite(df["loss"])  # overflow (NaN error); medians skip these rows
+    keys = ["depth", "method", "eta_ratio", "alpha"]
+    summary = _median_by(df, keys, ["error", "loss", "steps", "n_active"])
+    g = df.groupby(keys, dropna=False)
+    summary["frac_error_below_1e-3"] = g["error"].apply(lambda e: float(np.mean(e < 1e-3))).values
+    summary["frac_converged"] = g["converged"].mean().values
+    summary["frac_diverged"] = g["diverged"].mean().values
+    cfg["eta_ratio_L2"] = cfg.pop("eta_ratio")
+    cfg.update(eta_ratios_L3=list(etas_l3), alphas=list(alphas), depths=list(depths))
     del cfg["depth"]
     return FigureResult("fig4", "Depth L=2 vs L=3", cfg, df, summary, _plot_fig4)
 
@@ -413,14 +444,19 @@ def _plot_fig3(r: FigureResult):
 
 def _plot_fig4(r: FigureResult):
     plt = _plt()
-    fig, (a0,) = _new_fig(plt, 1, r, size=(8, 5))
-    for L, ls in ((2, "-"), (3, "--")):
-        for m, lab in (("gd", "GD"), ("wn", "WN-GD")):
-            d = r.table[(r.table.depth == L) & (r.table.method == m)]
-            if len(d):
-                _band(a0, d, "alpha", "error", f"{lab}, L={L}", ls=ls)
+    fig, (a0,) = _new_fig(plt, 1, r, size=(10, 5.4))
+    colors = iter(f"C{i}" for i in range(10))
+    for L in sorted(r.table.depth.unique()):
+        ls = "-" if L == 2 else "--"
+        d = r.table[(r.table.depth == L) & (r.table.method == "gd")]
+        if len(d):
+            _band(a0, d, "alpha", "error", f"GD, L={L}", ls=ls, color=next(colors))
+        wn = r.table[(r.table.depth == L) & (r.table.method == "wn")]
+        for eta in sorted(wn.eta_ratio.unique()):
+            _band(a0, wn[wn.eta_ratio == eta], "alpha", "error", f"WN-GD, L={L}, eta~={eta:g}",
+                  ls=ls, color=next(colors))
     a0.set(xscale="log", yscale="log", xlabel="alpha", ylabel="||x - x*||_2 (median, IQR)")
-    a0.legend()
+    a0.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
