@@ -159,6 +159,8 @@ class _NormalizedLinear(torch.autograd.Function):
         if x.dim() == 2:
             y = torch.addmm(b.reshape(1, k * out), x, w.reshape(k * out, d).t())
             y = y.view(x.shape[0], k, out).transpose(0, 1).contiguous()
+        elif k == 1:  # one network: plain GEMMs (MKL's batched path is slower for a batch of 1)
+            y = torch.addmm(b, x[0], w[0].t()).unsqueeze(0)
         else:
             y = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
         ctx.save_for_backward(x, v, g, n, w)
@@ -175,6 +177,10 @@ class _NormalizedLinear(torch.autograd.Function):
             grad_w = gflat.t().mm(x).view(k, out, d)
             if ctx.needs_input_grad[0]:
                 grad_x = gflat.mm(w.reshape(k * out, d))
+        elif k == 1:
+            grad_w = gy[0].t().mm(x[0]).unsqueeze(0)
+            if ctx.needs_input_grad[0]:
+                grad_x = gy[0].mm(w[0]).unsqueeze(0)
         else:
             grad_w = torch.bmm(gy.transpose(1, 2), x)
             if ctx.needs_input_grad[0]:
