@@ -126,23 +126,31 @@ def _shared_l1_lengths(model: WeightNormNet, what: str) -> tuple[Tensor, Tensor]
     return hidden, layers[-1].length
 
 
+def _path_norm_closed(model: WeightNormNet) -> Tensor:
+    """``|g_1 ... g_{K-1}| * |g_K,j|``, ``(K, out)``."""
+    hidden, head = _shared_l1_lengths(model, "1-path-norm")
+    return hidden.abs().prod(-1, keepdim=True) * head.abs()
+
+
+def _improved_closed(model: WeightNormNet) -> Tensor:
+    """``|g_1| prod_l (1 + |g_l|) |g_K,j|``, ``(K, out)``."""
+    hidden, head = _shared_l1_lengths(model, "improved bound")
+    g = hidden.abs()
+    return (g[:, :1] * (1.0 + g[:, 1:]).prod(-1, keepdim=True)) * head.abs()
+
+
 def path_norm_closed_form(model: WeightNormNet, *, per_output: bool = False) -> Tensor:
     """PSiLON Net's collapsed 1-path-norm ``|g_1 ... g_{K-1}| * |g_K,j|`` (P1.3)."""
     if _check_model(model).architecture != "mlp":
         raise ValueError("path_norm_closed_form is for MLPs; for a ResNet use improved_bound_closed_form")
-    hidden, head = _shared_l1_lengths(model, "1-path-norm")
-    per = hidden.abs().prod(-1, keepdim=True) * head.abs()
-    return _finish(model, per, not per_output)
+    return _finish(model, _path_norm_closed(model), not per_output)
 
 
 def improved_bound_closed_form(model: WeightNormNet, *, per_output: bool = False) -> Tensor:
     """PSiLON ResNet's improved bound ``|g_1| prod_l (1 + |g_l|) |g_K,j|`` (P1.4)."""
     if _check_model(model).architecture != "resnet":
         raise ValueError("improved_bound_closed_form is for ResNets; for an MLP use path_norm_closed_form")
-    hidden, head = _shared_l1_lengths(model, "improved bound")
-    g = hidden.abs()
-    per = (g[:, :1] * (1.0 + g[:, 1:]).prod(-1, keepdim=True)) * head.abs()
-    return _finish(model, per, not per_output)
+    return _finish(model, _improved_closed(model), not per_output)
 
 
 def training_penalty(model: WeightNormNet) -> Tensor:
@@ -152,21 +160,12 @@ def training_penalty(model: WeightNormNet) -> Tensor:
         return sum(layer.weight().pow(2).sum(dim=(-2, -1)) for layer in model.layers())
     closed = model.norm == "l1" and model.shared
     if model.architecture == "mlp":
-        per = (
-            _shared_closed(model, path_norm_closed_form)
-            if closed
-            else _chain(model, "paths", False)
-        )
+        per = _path_norm_closed(model) if closed else _chain(model, "paths", False)
     elif model.bound == "original":
         per = _chain(model, "paths", False)
     else:
-        per = _shared_closed(model, improved_bound_closed_form) if closed else _chain(model, "improved", False)
+        per = _improved_closed(model) if closed else _chain(model, "improved", False)
     return per.sum(-1)
-
-
-def _shared_closed(model: WeightNormNet, fn) -> Tensor:
-    per = fn(model, per_output=True)
-    return per.unsqueeze(0) if model.members is None else per
 
 
 def lipschitz_bound(model: WeightNormNet) -> Tensor:

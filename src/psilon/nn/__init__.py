@@ -1,7 +1,7 @@
 """Torch modules of psilon: weight-normalized layers and the PSiLON network family."""
 
 from .layers import CReLULinear, NormalizedLinear, project_l1_ball
-from .networks import PSiLONNet, PSiLONResNet, StandardNet, WeightNormNet, copy_network, stack_members
+from .networks import PSiLONNet, PSiLONResNet, StandardNet, WeightNormNet, stack_members
 
 __all__ = [
     "CReLULinear",
@@ -10,7 +10,6 @@ __all__ = [
     "PSiLONResNet",
     "StandardNet",
     "WeightNormNet",
-    "copy_network",
     "project_l1_ball",
     "stack_members",
 ]

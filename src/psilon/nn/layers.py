@@ -78,12 +78,15 @@ def _row_norm(w: Tensor, norm: str) -> Tensor:
     return n.clamp_min(torch.finfo(w.dtype).tiny)
 
 
+def _tilde(w: Tensor) -> Tensor:
+    """``W~ = max(|W+|, |W-|)`` of a CReLU pair stored as ``[W+, W-]`` ``(K, out, 2*in)`` -> ``(K, out, in)``."""
+    half = w.shape[-1] // 2
+    return torch.maximum(w[..., :half].abs(), w[..., half:].abs())
+
+
 def _denominator(v: Tensor, norm: str, crelu: bool) -> Tensor:
     """Row norms of ``v`` ``(K, out, d)``, or of ``W~ = max(|V+|, |V-|)`` for a CReLU pair."""
-    if crelu:
-        half = v.shape[-1] // 2
-        v = torch.maximum(v[..., :half].abs(), v[..., half:].abs())
-    return _row_norm(v, norm)
+    return _row_norm(_tilde(v) if crelu else v, norm)
 
 
 def _denominator_grad(v: Tensor, n: Tensor, norm: str, crelu: bool) -> Tensor:
@@ -265,15 +268,17 @@ class _NormalizedBase(nn.Module):
             return _NormalizedLinear.apply(x, self.direction, self.length, self.bias, self.norm, self._crelu)
         return _linear(x, self.weight(), self.bias)
 
-    def _blend(self, v: Tensor, denom: Tensor, proj_of) -> Tensor:
-        """Direction ``v / denom`` blended toward its pruned version by ``prune_alpha``."""
-        unit = v / denom
+    def unit_weight(self) -> Tensor:
+        """Normalized directions ``v / n(v)`` blended toward :meth:`pruned_direction` by
+        ``prune_alpha`` (rows, or rows of ``W~`` for a CReLU pair, of unit norm), ``(K, out, d)``."""
+        v = self.direction
+        unit = v / _denominator(v, self.norm, self._crelu)
         a = float(self.prune_alpha)
         if a <= 0.0:
             return unit
         if self.norm != "l1":
             raise ValueError("pruning is defined for L1-normalized layers only (norm='l1')")
-        return (1.0 - a) * unit + a * proj_of()
+        return (1.0 - a) * unit + a * self.pruned_direction()
 
     def extra_repr(self) -> str:
         return (
@@ -306,11 +311,6 @@ class NormalizedLinear(_NormalizedBase):
             in_features, out_features, members=members, norm=norm, shared=shared, init_length=init_length
         )
         self.direction = nn.Parameter(_orthogonal(members, out_features, in_features))
-
-    def unit_weight(self) -> Tensor:
-        """Normalized directions (rows of unit norm, blended toward sparsity when pruning), ``(K, out, in)``."""
-        v = self.direction
-        return self._blend(v, _row_norm(v, self.norm), lambda: self.pruned_direction())
 
     def pruned_direction(self) -> Tensor:
         """``P(v)``: projection of ``v/||v||_2`` onto the unit L1 ball, ``(K, out, in)``."""
@@ -360,19 +360,10 @@ class CReLULinear(_NormalizedBase):
     def _halves(self, w: Tensor) -> tuple[Tensor, Tensor]:
         return w[..., : self.in_features], w[..., self.in_features :]
 
-    def _tilde(self, w: Tensor) -> Tensor:
-        plus, minus = self._halves(w)
-        return torch.maximum(plus.abs(), minus.abs())
-
-    def unit_weight(self) -> Tensor:
-        """Normalized ``[V+, V-]`` (rows of ``W~`` have unit norm), ``(K, out, 2*in)``."""
-        v = self.direction
-        return self._blend(v, _denominator(v, self.norm, True), lambda: self.pruned_direction())
-
     def pruned_direction(self) -> Tensor:
         """Both halves thresholded by the ``tau`` of ``W~``'s projection (P1.5), ``(K, out, 2*in)``."""
         v = self.direction
-        tilde = self._tilde(v)
+        tilde = _tilde(v)
         s = _row_norm(tilde, "l2")
         t = tilde / s
         # The projection is sign(t) max(t - tau, 0): t - P(t) equals tau on the kept
@@ -386,7 +377,7 @@ class CReLULinear(_NormalizedBase):
 
     def abs_weight(self) -> Tensor:
         """``W~ = max(|W+|, |W-|)``, ``(K, out, in)``: the entrywise Jacobian bound."""
-        return self._tilde(self.weight())
+        return _tilde(self.weight())
 
     def forward(self, z: Tensor) -> Tensor:
         return self._affine(torch.cat([F.relu(z), -F.relu(-z)], dim=-1))

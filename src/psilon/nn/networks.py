@@ -24,7 +24,6 @@ output ``(batch, out)`` when ``members is None`` else ``(members, batch, out)``.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import torch
@@ -281,11 +280,6 @@ def stack_members(nets: Sequence[WeightNormNet]) -> WeightNormNet:
             new_state[name] = states[0][name].clone()
     stacked.load_state_dict(new_state)
     return stacked
-
-
-def copy_network(net: WeightNormNet) -> WeightNormNet:
-    """A deep copy (handy before pruning or compaction)."""
-    return copy.deepcopy(net)
 
 
 class PSiLONNet(WeightNormNet):
