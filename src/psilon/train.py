@@ -48,9 +48,13 @@ reported in :attr:`TrainResult.diverged` (member, lambda, step) and by a warning
 Performance note. Large temporaries of the weight normalization (13 x 500 x 500 floats =
 13 MB per tensor at the paper's size) exceed glibc's dynamic mmap threshold; each
 allocation then costs page faults, which made elementwise kernels 3-4x slower than the
-memory bandwidth allows. :func:`train_members` therefore sets glibc's
-``M_MMAP_THRESHOLD`` to 32 MB once per process (Linux/glibc only; set the environment
-variable ``PSILON_MALLOC_TUNING=0`` to opt out).
+memory bandwidth allows. Raising only the mmap threshold is not enough: glibc then
+returns the freed top of the heap to the kernel (``M_TRIM_THRESHOLD``, 128 kB) and the
+next step faults the same pages in again. :func:`train_members` therefore sets, once per
+process, ``M_MMAP_THRESHOLD`` = 32 MB, ``M_TRIM_THRESHOLD`` = 256 MB and ``M_TOP_PAD`` =
+64 MB (Linux/glibc only; the process keeps up to 256 MB of freed heap instead of
+returning it; set the environment variable ``PSILON_MALLOC_TUNING=0`` to opt out).
+Compare ``benchmarks/bench_lambda_path.py`` with and without ``--no-malloc-tuning``.
 """
 
 from __future__ import annotations
@@ -132,7 +136,7 @@ _MALLOC_TUNED = False
 
 
 def _tune_allocator() -> None:
-    """Keep blocks up to 32 MB in glibc's heap (see the module docstring)."""
+    """Keep blocks up to 32 MB, and up to 256 MB of freed memory, in glibc's heap (module docstring)."""
     global _MALLOC_TUNED
     if _MALLOC_TUNED or os.environ.get("PSILON_MALLOC_TUNING", "1") == "0":
         return
@@ -142,6 +146,8 @@ def _tune_allocator() -> None:
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 256 * 1024 * 1024)  # M_TRIM_THRESHOLD
+        libc.mallopt(-2, 64 * 1024 * 1024)  # M_TOP_PAD
     except (OSError, AttributeError):  # not glibc: nothing to tune
         pass
 
