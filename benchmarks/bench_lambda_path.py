@@ -11,6 +11,11 @@ forward + backward, x members.
 Goals (issue 3): width 64: 13-member step <= 0.4 x the 13 sequential steps; widths >= 128:
 13-member step >= 70% of the torch.mm GFLOP/s.
 
+"GEMM floor": the 13-member step's own matrix products (recorded from one real step,
+forward and backward) replayed alone with identical shapes and memory layouts; "floor
+frac" is the fraction of the torch.mm rate the step would reach if everything else
+(elementwise work, Adam, Python) were free. It bounds what the step itself can reach.
+
 Usage::
 
     python benchmarks/bench_lambda_path.py                 # the step table
@@ -30,6 +35,7 @@ import time
 
 import numpy as np
 import torch
+from _gemm_floor import record_gemms
 
 N, D, BATCH, DEPTH, MEMBERS = 2000, 20, 400, 3, 13
 
@@ -79,13 +85,15 @@ def bench_width(width: int, rounds: int, mm_size: int) -> dict:
     for fn in (stacked, single, sequential, lambda: torch.mm(a, b)):  # warm-up
         fn()
         fn()
-    t13, t1, tseq, tmm = [], [], [], []
+    floor, _ = record_gemms(stacked)  # the 13-member step's own GEMMs, replayed alone
+    t13, t1, tseq, tmm, tfloor = [], [], [], [], []
     for _ in range(rounds):
         tmm.append(_time(lambda: torch.mm(a, b)))
         t13.append(_time(stacked))
         t1.append(_time(single))
         tseq.append(_time(sequential))
-    med = {k: statistics.median(v) for k, v in dict(t13=t13, t1=t1, tseq=tseq, tmm=tmm).items()}
+        tfloor.append(_time(floor))
+    med = {k: statistics.median(v) for k, v in dict(t13=t13, t1=t1, tseq=tseq, tmm=tmm, tfloor=tfloor).items()}
     flops_member = 3 * 2 * BATCH * (D * width + width * width * (DEPTH - 2) + width * 1)
     mm_rate = 2 * mm_size**3 / med["tmm"] / 1e9
     rate13 = MEMBERS * flops_member / med["t13"] / 1e9
@@ -99,6 +107,8 @@ def bench_width(width: int, rounds: int, mm_size: int) -> dict:
         gflops13=rate13,
         gflops_mm=mm_rate,
         frac_mm=rate13 / mm_rate,
+        floor_ms=med["tfloor"] * 1e3,
+        floor_frac=MEMBERS * flops_member / med["tfloor"] / 1e9 / mm_rate,
     )
 
 
@@ -157,14 +167,15 @@ def main(argv=None) -> None:
         print(f"\none training step (fwd+bwd+Adam), depth {DEPTH}, batch {BATCH}, {D} features; "
               f"medians of {args.rounds} interleaved rounds")
         hdr = (f"{'width':>5} {'13-member':>10} {'1-member':>9} {'13 seq':>9} {'13m/seq':>8} {'13m/1m':>7} "
-               f"{'GFLOP/s':>8} {'mm GF/s':>8} {'frac mm':>8}")
+               f"{'GFLOP/s':>8} {'mm GF/s':>8} {'frac mm':>8} {'GEMM floor':>11} {'floor frac':>10}")
         print(hdr)
         for width in args.widths:
             r = bench_width(width, args.rounds, args.mm_size)
             goal = "goal <= 0.40" if width < 128 else "goal >= 0.70"
             print(f"{r['width']:>5} {r['step13_ms']:>8.1f}ms {r['step1_ms']:>7.1f}ms {r['seq13_ms']:>7.1f}ms "
                   f"{r['ratio_vs_seq']:>8.3f} {r['ratio_vs_1']:>7.2f} {r['gflops13']:>8.1f} {r['gflops_mm']:>8.1f} "
-                  f"{r['frac_mm']:>8.2f}   ({goal} on {'13m/seq' if width < 128 else 'frac mm'})")
+                  f"{r['frac_mm']:>8.2f} {r['floor_ms']:>9.1f}ms {r['floor_frac']:>10.2f}   "
+                  f"({goal} on {'13m/seq' if width < 128 else 'frac mm'})")
             sys.stdout.flush()
     if args.paper_fit:
         paper_fit(args.paper_steps)

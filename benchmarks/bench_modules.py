@@ -7,6 +7,10 @@
 (c) closed-form regularizer vs explicit chain, time per call (PSiLONNet);
 (d) the same for PSiLONResNet (improved bound).
 
+(b) also prints the GEMM floor: the plain MLP step's own matrix products replayed alone
+(``_gemm_floor.py``), i.e. the rate a step of this shape would reach if nothing but
+its GEMMs cost time.
+
 Timings alternate between the contenders (round-robin) so that machine noise hits
 both alike; medians are reported. Usage::
 
@@ -21,6 +25,8 @@ import time
 
 import torch
 from torch import nn
+
+from _gemm_floor import record_gemms
 
 from psilon import pathnorm as P
 from psilon.nn import PSiLONNet, PSiLONResNet
@@ -85,19 +91,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--repeats", type=int, default=60)
+    ap.add_argument("--no-malloc-tuning", action="store_true", help="keep glibc's allocator defaults")
     args = ap.parse_args()
+    if not args.no_malloc_tuning:
+        from psilon.train import _tune_allocator  # what psilon's training loop does
+
+        _tune_allocator()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, medians of {args.repeats} interleaved runs\n")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, medians of {args.repeats} interleaved runs, "
+          f"malloc tuning {'off' if args.no_malloc_tuning else 'on'} (both contenders)\n")
 
     # (a) + (b): paper size
     batch, d_in, width, depth = 400, 21, 500, 3
     x, y = torch.randn(batch, d_in), torch.randn(batch, 1)
     psilon, plain = PSiLONNet(d_in, 1, width=width, depth=depth), plain_mlp(d_in, 1, width, depth)
-    t = race(
-        {"psilon": make_step(psilon, x, y, True), "plain": make_step(plain, x, y, False), "mm": mm_call()},
-        args.repeats,
-    )
+    psilon_step, plain_step = make_step(psilon, x, y, True), make_step(plain, x, y, False)
+    plain_step()
+    plain_floor, _ = record_gemms(plain_step)  # the plain MLP step's GEMMs replayed alone
+    t = race({"psilon": psilon_step, "plain": plain_step, "mm": mm_call(), "floor": plain_floor}, args.repeats)
     flops = step_flops(batch, [d_in] + [width] * (depth - 1) + [1])
     mm = mm_gflops_of(t["mm"])
     print("(a) training step, width 500, depth 3, batch 400, 21 features")
@@ -113,6 +125,8 @@ def main() -> None:
     print(f"    {flops / 1e6:.0f} MFLOP/step -> {achieved:.1f} GFLOP/s; torch.mm {MM_SIZE}^2 (interleaved): {mm:.1f} GFLOP/s; "
           f"fraction {achieved / mm:.3f} (goal >= 0.75)")
     print(f"    plain MLP step: {flops / t['plain'] / 1e9:.1f} GFLOP/s, fraction {flops / t['plain'] / 1e9 / mm:.3f}")
+    print(f"    GEMM floor (the plain step's matrix products replayed alone, nothing else): "
+          f"{t['floor'] * 1e3:.2f} ms, fraction {flops / t['floor'] / 1e9 / mm:.3f}")
 
     # (c) + (d): regularizer closed form vs chain (forward + backward of the penalty)
     def timed_penalty(fn, model):

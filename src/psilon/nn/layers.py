@@ -25,6 +25,8 @@ exact throughout pruning. At ``a = 1`` the weights are exactly sparse.
 from __future__ import annotations
 
 import math
+import os
+import warnings
 
 import torch
 from torch import Tensor, nn
@@ -123,6 +125,49 @@ def _normalization_backward(ctx_needs: tuple[bool, bool], grad_w: Tensor, v: Ten
     return grad_v, grad_g
 
 
+def _normalize(v: Tensor, g: Tensor, norm: str, crelu: bool) -> tuple[Tensor, Tensor]:
+    """``(W, n)``: the effective weight ``W = g * v / n(v)`` and the row norms ``n``."""
+    n = _denominator(v, norm, crelu)
+    return v * (g.unsqueeze(-1) / n), n
+
+
+# ----------------------------------------------------------------- fused kernels
+#: Weights with at least this many elements run the two functions above through
+#: ``torch.compile`` (one fused loop instead of 4-6 passes over the weight). Below it
+#: the eager kernels are as fast and compiling would only cost start-up time.
+FUSE_MIN_NUMEL = 1 << 20
+_FUSED: dict = {}
+_FUSION_OK = os.environ.get("PSILON_FUSED_KERNELS", "1") != "0"
+
+
+def _run(fn, *args):
+    """``fn(*args)``, through its ``torch.compile``'d version for large weights.
+
+    ``args[2]`` (``v``) decides the size. Compilation happens once per process and
+    configuration (dynamic shapes); if it fails (e.g. no C++ compiler) a warning says
+    so and psilon keeps the eager kernels. ``PSILON_FUSED_KERNELS=0`` turns fusion off.
+    """
+    global _FUSION_OK
+    v = args[2] if fn is _normalization_backward else args[0]
+    if not _FUSION_OK or v.numel() < FUSE_MIN_NUMEL:
+        return fn(*args)
+    compiled = _FUSED.get(fn)
+    if compiled is None:
+        compiled = _FUSED[fn] = torch.compile(fn, dynamic=True, fullgraph=True)
+    try:
+        return compiled(*args)
+    except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back, loudly
+        _FUSION_OK = False
+        warnings.warn(
+            f"psilon: torch.compile of the weight-normalization kernels failed ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); using the eager kernels (slower on large "
+            "weights). Set PSILON_FUSED_KERNELS=0 to silence this.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return fn(*args)
+
+
 class _NormalizedWeight(torch.autograd.Function):
     """``W = g * v / n(v)`` row-wise (``g``: ``(K, 1)`` or ``(K, out)``), hand-derived backward.
 
@@ -132,15 +177,15 @@ class _NormalizedWeight(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, v: Tensor, g: Tensor, norm: str, crelu: bool) -> Tensor:
-        n = _denominator(v, norm, crelu)
+        w, n = _run(_normalize, v, g, norm, crelu)
         ctx.save_for_backward(v, g, n)
         ctx.norm, ctx.crelu = norm, crelu
-        return v * (g.unsqueeze(-1) / n)
+        return w
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         v, g, n = ctx.saved_tensors
-        grad_v, grad_g = _normalization_backward(ctx.needs_input_grad[:2], grad, v, g, n, ctx.norm, ctx.crelu)
+        grad_v, grad_g = _run(_normalization_backward, ctx.needs_input_grad[:2], grad, v, g, n, ctx.norm, ctx.crelu)
         return grad_v, grad_g, None, None
 
 
@@ -148,7 +193,8 @@ class _NormalizedLinear(torch.autograd.Function):
     """``y = x W^T + b`` with ``W = g * v / n(v)``, members batched, one fused backward.
 
     ``x``: ``(K, B, d)`` per member or ``(B, d)`` shared by all members; ``v``:
-    ``(K, out, d)``; output ``(K, B, out)`` (contiguous). The backward computes
+    ``(K, out, d)``; output ``(K, B, out)`` (for a shared input a view with the
+    ``(B, K, out)`` memory layout). The backward computes
     ``dL/dW`` directly in ``v``'s layout (``G^T x``, a single GEMM for a shared input),
     so no transposed weight gradient is ever copied, and folds it into the
     normalization backward.
@@ -156,12 +202,13 @@ class _NormalizedLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, v: Tensor, g: Tensor, b: Tensor, norm: str, crelu: bool) -> Tensor:
-        n = _denominator(v, norm, crelu)
-        w = v * (g.unsqueeze(-1) / n)
+        w, n = _run(_normalize, v, g, norm, crelu)
         k, out, d = w.shape
         if x.dim() == 2:
             y = torch.addmm(b.reshape(1, k * out), x, w.reshape(k * out, d).t())
-            y = y.view(x.shape[0], k, out).transpose(0, 1).contiguous()
+            # (K, B, out) as a strided view of the (B, K*out) result: batched matmuls and
+            # elementwise kernels accept it as is, so no copy is made here or in backward
+            y = y.view(x.shape[0], k, out).transpose(0, 1)
         elif k == 1:  # one network: plain GEMMs (MKL's batched path is slower for a batch of 1)
             y = torch.addmm(b, x[0], w[0].t()).unsqueeze(0)
         else:
@@ -191,7 +238,9 @@ class _NormalizedLinear(torch.autograd.Function):
                 # broadcast multiply computes far faster than a GEMM with inner dimension 1
                 grad_x = gy * w if out == 1 else torch.bmm(gy, w)
         grad_b = gy.sum(1) if ctx.needs_input_grad[3] else None
-        grad_v, grad_g = _normalization_backward(ctx.needs_input_grad[1:3], grad_w, v, g, n, ctx.norm, ctx.crelu)
+        grad_v, grad_g = _run(
+            _normalization_backward, ctx.needs_input_grad[1:3], grad_w, v, g, n, ctx.norm, ctx.crelu
+        )
         return grad_x, grad_v, grad_g, grad_b, None, None
 
 

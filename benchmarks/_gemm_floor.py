@@ -1,0 +1,63 @@
+"""The matrix products of a training step, recorded once and replayed alone.
+
+A step's GEMMs (``mm``, ``addmm``, ``bmm``, ``baddbmm`` at the ATen level, forward and
+backward) are captured with a ``TorchDispatchMode``; replaying exactly those calls, on
+tensors of the same shapes and memory layouts and with nothing else in between, gives
+the *GEMM floor*: the time the step would take if everything but its matrix products
+were free. ``step time - floor`` is what the elementwise work, the optimizer and Python
+cost; ``floor`` itself says how well the BLAS does at the step's shapes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+_ops = torch.ops.aten
+GEMMS = {_ops.mm.default, _ops.addmm.default, _ops.bmm.default, _ops.baddbmm.default}
+
+
+def _like(t):
+    if isinstance(t, torch.Tensor):
+        out = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype)
+        out.copy_(t.detach())
+        return out
+    return t
+
+
+class _Recorder(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in GEMMS:
+            self.calls.append((func, [_like(a) for a in args], {k: _like(v) for k, v in kwargs.items()}))
+        return func(*args, **kwargs)
+
+
+def record_gemms(step) -> tuple[callable, float]:
+    """Run ``step()`` once; return ``(replay, flops)``: a function replaying its GEMMs and their FLOPs."""
+    from psilon.nn import layers
+
+    rec = _Recorder()
+    fusion = layers._FUSION_OK
+    layers._FUSION_OK = False  # compiled kernels cannot run under a dispatch mode; GEMMs are the same
+    try:
+        with rec:
+            step()
+    finally:
+        layers._FUSION_OK = fusion
+    calls = rec.calls
+    flops = 0.0
+    for func, args, _ in calls:
+        a, b = (args[0], args[1]) if func in (_ops.mm.default, _ops.bmm.default) else (args[1], args[2])
+        batch = a.shape[0] if a.dim() == 3 else 1
+        flops += 2.0 * batch * a.shape[-2] * a.shape[-1] * b.shape[-1]
+
+    def replay() -> None:
+        for func, args, kwargs in calls:
+            func(*args, **kwargs)
+
+    return replay, flops
