@@ -65,6 +65,13 @@ def test_summary_ranks_and_wins(synthetic_store):
     assert s["wins"]["psilon-net vs standard-net"] == {"wins": 2, "ties": 0, "losses": 1, "datasets": 3}
     assert s["wins"]["psilon-net vs random-forest"] == {"wins": 1, "ties": 0, "losses": 2, "datasets": 3}
     assert s["notes"] == ["tabm-d needs pytabkit"]
+    # d3 has two psilon-net splits, one of the others: those cells are flagged as incomplete
+    assert s["incomplete"] == [
+        {"dataset": "d3", "model": "random-forest", "n_splits": 1, "of": 2},
+        {"dataset": "d3", "model": "standard-net", "n_splits": 1, "of": 2},
+    ]
+    assert s["fit_time"]["psilon-net"] == {"tasks": 4, "hours": pytest.approx(4 / 3600)}
+    assert s["total_fit_hours"] == pytest.approx(10 / 3600)
 
 
 def test_report_files_and_plots(synthetic_store, tmp_path):
@@ -75,6 +82,8 @@ def test_report_files_and_plots(synthetic_store, tmp_path):
     assert "psilon-net vs standard-net: 2 wins, 0 ties, 1 losses on 3 datasets" in text
     assert "**0.4000**" in text and "0.3200 ± 0.0200" in text and "tabm-d needs pytabkit" in text
     assert "0.600 / 3.000" in text  # near-sparsity / Lipschitz bound of PSiLON Net on d1
+    assert "d3 / standard-net: 1 of 2" in text
+    assert "over 10 finished tasks" in text and "| psilon-net | 4 | 1.00 |" in text
     summary = json.loads((out / "summary.json").read_text())
     plots = set(summary["plots"])
     assert plots == {"curves_synthetic_d1.png", "figure1_synthetic.png", "near_sparsity_synthetic.png", "ranks_synthetic.png"}

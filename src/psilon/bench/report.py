@@ -153,6 +153,17 @@ def _summarize_protocol(part: pd.DataFrame, rows: list[dict[str, Any]]) -> dict[
             "metric": meta.loc[dataset, "metric"],
             "models": models,
         }
+    n_splits = stats["n_splits"].unstack("model")
+    most = n_splits.max(axis=1)
+    out["incomplete"] = [
+        {"dataset": d, "model": m, "n_splits": int(n_splits.loc[d, m]), "of": int(most[d])}
+        for d in n_splits.index
+        for m in n_splits.columns
+        if not np.isnan(n_splits.loc[d, m]) and n_splits.loc[d, m] < most[d]
+    ]
+    per_model = part.groupby("model")["fit_seconds"].agg(["sum", "size"])
+    out["fit_time"] = {m: {"tasks": int(r["size"]), "hours": float(r["sum"]) / 3600} for m, r in per_model.iterrows()}
+    out["total_fit_hours"] = float(part["fit_seconds"].sum()) / 3600
     if PSILON in means.columns:
         for rival in RIVALS:
             if rival not in means.columns:
@@ -209,6 +220,13 @@ def _markdown_protocol(name: str, s: dict[str, Any], protocol_info: dict[str, An
         ranks = s["mean_rank"]
         lines.append("| **mean rank** | | | " + " | ".join(_fmt(ranks.get(m), 2) for m in models) + " |")
         lines.append("")
+        if s.get("incomplete"):
+            lines += [
+                "Cells over fewer splits than the dataset's most complete model (a run still in progress): "
+                + ", ".join(f"{c['dataset']} / {c['model']}: {c['n_splits']} of {c['of']}" for c in s["incomplete"])
+                + ".",
+                "",
+            ]
         classification = {k: d for k, d in datasets.items() if d["task_type"] != "regression"}
         if classification:
             lines += ["Test accuracy (classification).", "", "| dataset | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
@@ -235,10 +253,19 @@ def _markdown_protocol(name: str, s: dict[str, Any], protocol_info: dict[str, An
             for pair, w in s["wins"].items():
                 lines.append(f"- {pair}: {w['wins']} wins, {w['ties']} ties, {w['losses']} losses on {w['datasets']} datasets")
             lines.append("")
-        lines += ["Mean fit time per task (seconds):", "", "| model | seconds |", "|---|---:|"]
+        fit_time = s.get("fit_time", {})
+        n_tasks = sum(t["tasks"] for t in fit_time.values())
+        lines += [
+            f"Fit time: {_fmt(s.get('total_fit_hours'), 2)} CPU-hours over {n_tasks} finished tasks "
+            "(sum of the tasks' fit times; prediction and scoring not included).",
+            "",
+            "| model | tasks | mean seconds per task | total hours |",
+            "|---|---:|---:|---:|",
+        ]
         for m in models:
-            times = [d["models"][m]["fit_seconds"] for d in datasets.values() if m in d["models"]]
-            lines.append(f"| {m} | {_fmt(float(np.mean(times)), 2)} |")
+            t = fit_time.get(m)
+            if t:
+                lines.append(f"| {m} | {t['tasks']} | {_fmt(t['hours'] * 3600 / t['tasks'], 2)} | {_fmt(t['hours'], 2)} |")
         lines.append("")
     if s["notes"]:
         lines += ["Skipped:", ""] + [f"- {n}" for n in s["notes"]] + [""]
