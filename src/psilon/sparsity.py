@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from psilon.nn import CReLULinear, WeightNormNet, project_l1_ball
+from psilon.nn import CReLULinear, WeightNormNet, crelu, project_l1_ball
 
 __all__ = ["project_l1_ball", "near_sparsity", "exact_sparsity", "compact", "CompactNet"]
 
@@ -126,13 +126,9 @@ class CompactNet(nn.Module):
             if self.architecture == "mlp":
                 z = F.linear(F.relu(z), wl, bl)
             else:
-                z = z + F.linear(_crelu(z), wl, bl)
-        last = F.relu(z) if self.architecture == "mlp" else _crelu(z)
+                z = z + F.linear(crelu(z), wl, bl)
+        last = F.relu(z) if self.architecture == "mlp" else crelu(z)
         return F.linear(last, w[-1], b[-1])
-
-
-def _crelu(z: Tensor) -> Tensor:
-    return torch.cat([F.relu(z), -F.relu(-z)], dim=-1)
 
 
 def _compact_mlp(model: WeightNormNet) -> tuple[list[_Dense], Tensor]:

@@ -266,3 +266,29 @@ def test_normalization_backward_equals_autograd_formula(opts, seed):
         torch.testing.assert_close(layer.weight(), _reference_weight(layer), rtol=1e-12, atol=1e-14)
         for a, b in zip(fast, slow):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), shape=st.sampled_from([(1,), (3, 4), (2, 5, 3)]))
+def test_crelu_equals_relu_pair_with_gradients(seed, shape):
+    """``crelu`` (one buffer, one ``where`` backward) equals ``cat([relu(z), -relu(-z)])``."""
+    from psilon.nn import crelu
+
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(shape, generator=gen, dtype=torch.float64)
+    z.view(-1)[0] = 0.0  # an exact zero: the pair's kink
+    g = torch.randn(*shape[:-1], 2 * shape[-1], generator=gen, dtype=torch.float64)
+    a = z.clone().requires_grad_(True)
+    b = z.clone().requires_grad_(True)
+    fast = crelu(a)
+    slow = torch.cat([torch.relu(b), -torch.relu(-b)], dim=-1)
+    assert torch.equal(fast, slow)
+    (fast * g).sum().backward()
+    (slow * g).sum().backward()
+    nonzero = z != 0
+    # (g+ - g-) + g- rounds: equal to the last bits
+    torch.testing.assert_close(a.grad[nonzero], b.grad[nonzero], rtol=1e-15, atol=1e-15)
+    # at z = 0 the pair has a kink: crelu takes the derivative from below (the W- half)
+    h = shape[-1]
+    torch.testing.assert_close(a.grad[~nonzero], g[..., h:][~nonzero], rtol=1e-15, atol=1e-15)
+    assert torch.autograd.gradcheck(crelu, (torch.randn(shape, generator=gen, dtype=torch.float64).requires_grad_(True),))

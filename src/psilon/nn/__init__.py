@@ -1,6 +1,6 @@
 """Torch modules of psilon: weight-normalized layers and the PSiLON network family."""
 
-from .layers import CReLULinear, NormalizedLinear, project_l1_ball
+from .layers import CReLULinear, NormalizedLinear, crelu, project_l1_ball
 from .networks import PSiLONNet, PSiLONResNet, StandardNet, WeightNormNet, stack_members
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "PSiLONResNet",
     "StandardNet",
     "WeightNormNet",
+    "crelu",
     "project_l1_ball",
     "stack_members",
 ]

@@ -244,6 +244,38 @@ class _NormalizedLinear(torch.autograd.Function):
         return grad_x, grad_v, grad_g, grad_b, None, None
 
 
+class _CReLU(torch.autograd.Function):
+    """``crelu(z) = [relu(z), -relu(-z)] = [max(z, 0), min(z, 0)]`` along the last dimension.
+
+    Written straight into the two halves of one buffer (no negations, no concatenation);
+    the backward is ``dz = g+ where z > 0 else g-`` (at ``z = 0``, where the pair is not
+    differentiable, the one-sided derivative from below is used).
+    """
+
+    @staticmethod
+    def forward(ctx, z: Tensor) -> Tensor:
+        h = z.shape[-1]
+        out = z.new_empty(*z.shape[:-1], 2 * h)
+        torch.clamp_min(z, 0, out=out[..., :h])
+        torch.clamp_max(z, 0, out=out[..., h:])
+        ctx.save_for_backward(z)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (z,) = ctx.saved_tensors
+        h = z.shape[-1]
+        g_plus, g_minus = grad[..., :h], grad[..., h:]
+        # g- + [z > 0] (g+ - g-), via threshold_backward: on this CPU build torch.where is
+        # ~5x slower than these three vectorized passes together
+        return torch.ops.aten.threshold_backward(g_plus - g_minus, z, 0).add_(g_minus)
+
+
+def crelu(z: Tensor) -> Tensor:
+    """Concatenated ReLU ``[relu(z), -relu(-z)]`` of the last dimension, ``(..., 2 * d)``."""
+    return _CReLU.apply(z)
+
+
 def _linear(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
     """Plain autograd ``x W^T + b`` for members (used while pruning), output ``(K, B, out)``."""
     if x.dim() == 2:
@@ -429,4 +461,4 @@ class CReLULinear(_NormalizedBase):
         return _tilde(self.weight())
 
     def forward(self, z: Tensor) -> Tensor:
-        return self._affine(torch.cat([F.relu(z), -F.relu(-z)], dim=-1))
+        return self._affine(crelu(z))
