@@ -50,14 +50,28 @@ def record_gemms(step) -> tuple[callable, float]:
     finally:
         layers._FUSION_OK = fusion
     calls = rec.calls
-    flops = 0.0
-    for func, args, _ in calls:
-        a, b = (args[0], args[1]) if func in (_ops.mm.default, _ops.bmm.default) else (args[1], args[2])
-        batch = a.shape[0] if a.dim() == 3 else 1
-        flops += 2.0 * batch * a.shape[-2] * a.shape[-1] * b.shape[-1]
+    flops = sum(_flops(func, args) for func, args, _ in calls)
 
     def replay() -> None:
         for func, args, kwargs in calls:
             func(*args, **kwargs)
 
+    replay.calls = calls
     return replay, flops
+
+
+def _flops(func, args) -> float:
+    a, b = (args[0], args[1]) if func in (_ops.mm.default, _ops.bmm.default) else (args[1], args[2])
+    batch = a.shape[0] if a.dim() == 3 else 1
+    return 2.0 * batch * a.shape[-2] * a.shape[-1] * b.shape[-1]
+
+
+def per_call(replay, time_fn, mm_gflops: float) -> list[str]:
+    """One line per recorded GEMM: operation, operand shapes, median ms, fraction of the mm rate."""
+    lines = []
+    for func, args, kwargs in replay.calls:
+        seconds = time_fn(lambda: func(*args, **kwargs))
+        shapes = " x ".join(str(tuple(a.shape)) for a in args if isinstance(a, torch.Tensor))
+        lines.append(f"    {func.__name__.split('.')[0]:8s} {shapes:52s} {seconds * 1e3:8.3f} ms  "
+                     f"frac {_flops(func, args) / seconds / 1e9 / mm_gflops:.2f}")
+    return lines

@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 import torch
-from _gemm_floor import record_gemms
+from _gemm_floor import per_call, record_gemms
 
 N, D, BATCH, DEPTH, MEMBERS = 2000, 20, 400, 3, 13
 
@@ -65,7 +65,7 @@ def _time(fn) -> float:
     return time.perf_counter() - t
 
 
-def bench_width(width: int, rounds: int, mm_size: int) -> dict:
+def bench_width(width: int, rounds: int, mm_size: int, floor_detail: bool = False) -> dict:
     from psilon.nn import PSiLONNet
 
     torch.manual_seed(0)
@@ -94,6 +94,14 @@ def bench_width(width: int, rounds: int, mm_size: int) -> dict:
         tseq.append(_time(sequential))
         tfloor.append(_time(floor))
     med = {k: statistics.median(v) for k, v in dict(t13=t13, t1=t1, tseq=tseq, tmm=tmm, tfloor=tfloor).items()}
+    if floor_detail:
+        mm_gflops = 2 * mm_size**3 / med["tmm"] / 1e9
+
+        def timed(fn):
+            return statistics.median(_time(fn) for _ in range(rounds))
+
+        print(f"  width {width}: the 13-member step's GEMMs one at a time (vs the mm rate of this round)")
+        print("\n".join(per_call(floor, timed, mm_gflops)))
     flops_member = 3 * 2 * BATCH * (D * width + width * width * (DEPTH - 2) + width * 1)
     mm_rate = 2 * mm_size**3 / med["tmm"] / 1e9
     rate13 = MEMBERS * flops_member / med["t13"] / 1e9
@@ -153,6 +161,7 @@ def main(argv=None) -> None:
     parser.add_argument("--paper-fit", action="store_true", help="also run one paper-size fit")
     parser.add_argument("--paper-steps", type=int, default=5000)
     parser.add_argument("--skip-steps", action="store_true", help="skip the step table")
+    parser.add_argument("--floor-detail", action="store_true", help="also time each GEMM of the step alone")
     args = parser.parse_args(argv)
     if args.no_malloc_tuning:
         os.environ["PSILON_MALLOC_TUNING"] = "0"
@@ -170,7 +179,7 @@ def main(argv=None) -> None:
                f"{'GFLOP/s':>8} {'mm GF/s':>8} {'frac mm':>8} {'GEMM floor':>11} {'floor frac':>10}")
         print(hdr)
         for width in args.widths:
-            r = bench_width(width, args.rounds, args.mm_size)
+            r = bench_width(width, args.rounds, args.mm_size, args.floor_detail)
             goal = "goal <= 0.40" if width < 128 else "goal >= 0.70"
             print(f"{r['width']:>5} {r['step13_ms']:>8.1f}ms {r['step1_ms']:>7.1f}ms {r['seq13_ms']:>7.1f}ms "
                   f"{r['ratio_vs_seq']:>8.3f} {r['ratio_vs_1']:>7.2f} {r['gflops13']:>8.1f} {r['gflops_mm']:>8.1f} "
