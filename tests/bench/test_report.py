@@ -104,3 +104,43 @@ def test_report_of_a_real_run(tmp_path, tiny_protocol):
 def test_missing_store_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no result store"):
         write_report(tmp_path)
+
+
+def test_rows_of_an_earlier_protocol_version_are_left_out(tmp_path):
+    """A protocol whose settings changed: the old rows stay in the store but not in the report."""
+    split = {"kind": "fixed", "n_splits": 2}
+    prep = {"standardize": True}
+    protocol = {
+        "name": "synthetic",
+        "datasets": ["d1"],
+        "models": [
+            {"label": "psilon-net", "entry": "psilon-net", "params": {"max_steps": 5000}},
+            {"label": "random-forest", "entry": "random-forest", "params": {}},
+        ],
+        "split": split,
+        "preprocessing": prep,
+    }
+    atomic_write_text(tmp_path / "protocol.json", json.dumps(protocol))
+
+    def row(model, score, split_id, params):
+        r = _row("d1", model, score, split=split_id)
+        r.update(key=f"{model}-{split_id}-{params}", entry=model, params=params, split=split, preprocessing=prep)
+        return r
+
+    rows = [
+        row("psilon-net", 9.0, 0, {"max_steps": 1000}),  # earlier version: superseded
+        row("psilon-net", 9.0, 1, {"max_steps": 1000}),
+        row("psilon-net", 0.5, 0, {"max_steps": 5000}),
+        row("random-forest", 0.6, 0, {}),
+        row("tabm-d", 0.7, 0, {}),  # a label the protocol no longer lists: kept
+    ]
+    with ResultStore(tmp_path / STORE_NAME) as store:
+        for r in rows:
+            store.append(r)
+    summary = write_report(tmp_path / STORE_NAME)["synthetic"]
+    assert summary["datasets"]["d1"]["models"]["psilon-net"]["score"] == pytest.approx(0.5)
+    assert summary["datasets"]["d1"]["models"]["psilon-net"]["n_splits"] == 1
+    assert set(summary["datasets"]["d1"]["models"]) == {"psilon-net", "random-forest", "tabm-d"}
+    text = (tmp_path / "report.md").read_text()
+    assert "Left out: 2 rows of an earlier version of the protocol (psilon-net" in text
+    assert len(ResultStore(tmp_path / STORE_NAME).rows()) == 5  # nothing deleted

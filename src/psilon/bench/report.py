@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from psilon.bench.protocols import canonical_json
 from psilon.bench.store import ResultStore, atomic_write_bytes, atomic_write_text
 
 __all__ = ["load_results", "summarize", "write_report"]
@@ -48,6 +49,33 @@ def load_results(results: str | os.PathLike) -> tuple[list[dict[str, Any]], Path
     if not path.is_file():
         raise ValueError(f"no result store at {str(path)!r}; pass a results.jsonl file or the --out folder of 'psilon bench'")
     return ResultStore(path).rows(), path.parent
+
+
+def split_superseded(rows: list[dict[str, Any]], protocol: dict[str, Any] | None) -> tuple[list, list]:
+    """``(current, superseded)``: rows whose settings differ from the protocol's are superseded.
+
+    A row of protocol ``P`` for model label ``m`` is superseded when its ``entry``,
+    ``params``, ``split`` or ``preprocessing`` differ from what ``protocol`` (the
+    ``protocol.json`` a run writes) now gives ``m``: results of an earlier version of the
+    protocol, which the runner no longer counts as finished. Rows of other protocols and
+    of labels the protocol does not list are kept.
+    """
+    if not protocol:
+        return list(rows), []
+    specs = {m["label"]: m for m in protocol.get("models", [])}
+    name = protocol.get("name")
+    split, prep = protocol.get("split", {}), protocol.get("preprocessing", {})
+    current, superseded = [], []
+    for r in rows:
+        spec = specs.get(r.get("model")) if r.get("protocol") == name else None
+        same = spec is None or (
+            r.get("entry") == spec.get("entry", spec["label"])
+            and canonical_json(r.get("params", {})) == canonical_json(spec.get("params", {}))
+            and canonical_json(r.get("split", {})) == canonical_json(split)
+            and canonical_json(r.get("preprocessing", {})) == canonical_json(prep)
+        )
+        (current if same else superseded).append(r)
+    return current, superseded
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -400,17 +428,25 @@ def write_report(results: str | os.PathLike, out_dir: str | os.PathLike | None =
     """
     rows, base = load_results(results)
     out = Path(out_dir) if out_dir is not None else base
-    summary = summarize(rows)
-    plots = _plots(_frame(rows), summary, base, out / "plots")
     protocol_info = None
     if (base / "protocol.json").is_file():
         protocol_info = json.loads((base / "protocol.json").read_text())
+    rows, superseded = split_superseded(rows, protocol_info)
+    summary = summarize(rows)
+    plots = _plots(_frame(rows), summary, base, out / "plots")
     sections = ["# Benchmark report", ""]
     commands = base / "commands.txt"
     if commands.is_file():
         sections += ["Produced by:", "", "```", commands.read_text().strip(), "```", ""]
     counts = pd.Series([r.get("status") for r in rows]).value_counts().to_dict() if rows else {}
     sections += [f"Store: `{base.name}/` — {len(rows)} tasks ({', '.join(f'{v} {k}' for k, v in counts.items()) or 'none'}).", ""]
+    if superseded:
+        labels = ", ".join(sorted({r["model"] for r in superseded}))
+        sections += [
+            f"Left out: {len(superseded)} rows of an earlier version of the protocol ({labels} with other "
+            "settings than `protocol.json` now gives them). They stay in the store.",
+            "",
+        ]
     for name, s in summary.items():
         info = protocol_info if protocol_info and protocol_info.get("name") == name else None
         sections.append(_markdown_protocol(name, s, info))
