@@ -24,6 +24,7 @@ exact throughout pruning. At ``a = 1`` the weights are exactly sparse.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -140,17 +141,21 @@ _FUSED: dict = {}
 _FUSION_OK = os.environ.get("PSILON_FUSED_KERNELS", "1") != "0"
 
 
-def _run(fn, *args):
-    """``fn(*args)``, through its ``torch.compile``'d version for large weights.
+def _kernel(fn, v: Tensor):
+    """``fn`` itself, or for a weight ``v`` of at least :data:`FUSE_MIN_NUMEL` elements its
+    ``torch.compile``'d version.
 
-    ``args[2]`` (``v``) decides the size. Compilation happens once per process and
-    configuration (dynamic shapes); if it fails (e.g. no C++ compiler) a warning says
-    so and psilon keeps the eager kernels. ``PSILON_FUSED_KERNELS=0`` turns fusion off.
+    Compilation happens once per process and function (dynamic shapes); if it fails (e.g.
+    no C++ compiler) a warning says so and psilon keeps the eager kernels.
+    ``PSILON_FUSED_KERNELS=0`` turns fusion off.
     """
-    global _FUSION_OK
-    v = args[2] if fn is _normalization_backward else args[0]
     if not _FUSION_OK or v.numel() < FUSE_MIN_NUMEL:
-        return fn(*args)
+        return fn
+    return functools.partial(_call_fused, fn)
+
+
+def _call_fused(fn, *args):
+    global _FUSION_OK
     compiled = _FUSED.get(fn)
     if compiled is None:
         compiled = _FUSED[fn] = torch.compile(fn, dynamic=True, fullgraph=True)
@@ -163,7 +168,7 @@ def _run(fn, *args):
             f"{str(exc).splitlines()[0] if str(exc) else ''}); using the eager kernels (slower on large "
             "weights). Set PSILON_FUSED_KERNELS=0 to silence this.",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         return fn(*args)
 
@@ -177,7 +182,7 @@ class _NormalizedWeight(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, v: Tensor, g: Tensor, norm: str, crelu: bool) -> Tensor:
-        w, n = _run(_normalize, v, g, norm, crelu)
+        w, n = _kernel(_normalize, v)(v, g, norm, crelu)
         ctx.save_for_backward(v, g, n)
         ctx.norm, ctx.crelu = norm, crelu
         return w
@@ -185,7 +190,9 @@ class _NormalizedWeight(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         v, g, n = ctx.saved_tensors
-        grad_v, grad_g = _run(_normalization_backward, ctx.needs_input_grad[:2], grad, v, g, n, ctx.norm, ctx.crelu)
+        grad_v, grad_g = _kernel(_normalization_backward, v)(
+            ctx.needs_input_grad[:2], grad, v, g, n, ctx.norm, ctx.crelu
+        )
         return grad_v, grad_g, None, None
 
 
@@ -202,7 +209,7 @@ class _NormalizedLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, v: Tensor, g: Tensor, b: Tensor, norm: str, crelu: bool) -> Tensor:
-        w, n = _run(_normalize, v, g, norm, crelu)
+        w, n = _kernel(_normalize, v)(v, g, norm, crelu)
         k, out, d = w.shape
         if x.dim() == 2:
             y = torch.addmm(b.reshape(1, k * out), x, w.reshape(k * out, d).t())
@@ -238,8 +245,8 @@ class _NormalizedLinear(torch.autograd.Function):
                 # broadcast multiply computes far faster than a GEMM with inner dimension 1
                 grad_x = gy * w if out == 1 else torch.bmm(gy, w)
         grad_b = gy.sum(1) if ctx.needs_input_grad[3] else None
-        grad_v, grad_g = _run(
-            _normalization_backward, ctx.needs_input_grad[1:3], grad_w, v, g, n, ctx.norm, ctx.crelu
+        grad_v, grad_g = _kernel(_normalization_backward, v)(
+            ctx.needs_input_grad[1:3], grad_w, v, g, n, ctx.norm, ctx.crelu
         )
         return grad_x, grad_v, grad_g, grad_b, None, None
 
