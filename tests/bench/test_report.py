@@ -60,10 +60,13 @@ def test_summary_ranks_and_wins(synthetic_store):
     assert s["datasets"]["d3"]["models"]["psilon-net"]["score"] == pytest.approx(0.32)
     assert s["datasets"]["d3"]["models"]["psilon-net"]["score_se"] == pytest.approx(0.02)
     assert s["datasets"]["d3"]["models"]["psilon-net"]["n_splits"] == 2
-    # ranks: d1 psilon 1, rf 2, std 3; d2 rf 1, std 2, psilon 3; d3 rf 1, psilon 2, std 3
-    assert s["mean_rank"] == pytest.approx({"random-forest": 4 / 3, "psilon-net": 2.0, "standard-net": 8 / 3})
-    assert s["wins"]["psilon-net vs standard-net"] == {"wins": 2, "ties": 0, "losses": 1, "datasets": 3}
-    assert s["wins"]["psilon-net vs random-forest"] == {"wins": 1, "ties": 0, "losses": 2, "datasets": 3}
+    # Ranks and wins are paired: on d3 only split 0 is common, where psilon-net (0.30) beats
+    # random-forest (0.31) although its mean over both of its splits (0.32) does not.
+    # ranks: d1 psilon 1, rf 2, std 3; d2 rf 1, std 2, psilon 3; d3 psilon 1, rf 2, std 3
+    assert s["mean_rank"] == pytest.approx({"random-forest": 5 / 3, "psilon-net": 5 / 3, "standard-net": 8 / 3})
+    assert s["datasets"]["d3"]["models"]["psilon-net"]["rank"] == 1
+    assert s["wins"]["psilon-net vs standard-net"] == {"wins": 2, "ties": 0, "losses": 1, "datasets": 3, "splits": 3}
+    assert s["wins"]["psilon-net vs random-forest"] == {"wins": 2, "ties": 0, "losses": 1, "datasets": 3, "splits": 3}
     assert s["notes"] == ["tabm-d needs pytabkit"]
     # d3 has two psilon-net splits, one of the others: those cells are flagged as incomplete
     assert s["incomplete"] == [
@@ -79,7 +82,7 @@ def test_report_files_and_plots(synthetic_store, tmp_path):
     write_report(synthetic_store / STORE_NAME, out)
     text = (out / "report.md").read_text()
     assert "## Protocol `synthetic`" in text and "| **mean rank** |" in text
-    assert "psilon-net vs standard-net: 2 wins, 0 ties, 1 losses on 3 datasets" in text
+    assert "psilon-net vs standard-net: 2 wins, 0 ties, 1 losses on 3 datasets (3 paired splits)" in text
     assert "**0.4000**" in text and "0.3200 ± 0.0200" in text and "tabm-d needs pytabkit" in text
     assert "0.600 / 3.000" in text  # near-sparsity / Lipschitz bound of PSiLON Net on d1
     assert "d3 / standard-net: 1 of 2" in text
@@ -144,3 +147,26 @@ def test_rows_of_an_earlier_protocol_version_are_left_out(tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert "Left out: 2 rows of an earlier version of the protocol (psilon-net" in text
     assert len(ResultStore(tmp_path / STORE_NAME).rows()) == 5  # nothing deleted
+
+
+def test_ranks_of_a_run_in_progress_are_paired_and_counted(tmp_path):
+    """A model on fewer splits or datasets: ranks use common splits; its mean rank says over how many datasets."""
+    rows = [
+        _row("d1", "psilon-net", 1.0, split=0),  # worse than RF on split 0 but far better on split 1 ...
+        _row("d1", "random-forest", 0.9, split=0),
+        _row("d1", "random-forest", 5.0, split=1),  # ... which psilon-net has not finished
+        _row("d2", "psilon-net", 0.2),
+        _row("d2", "random-forest", 0.3),
+        _row("d2", "tabm-d", 0.1),
+    ]
+    with ResultStore(tmp_path / STORE_NAME) as store:
+        for r in rows:
+            store.append(r)
+    s = write_report(tmp_path)["synthetic"]
+    # unpaired means would give psilon-net 1.0 < 2.95 on d1: a win it has not earned
+    assert s["wins"]["psilon-net vs random-forest"] == {"wins": 1, "ties": 0, "losses": 1, "datasets": 2, "splits": 2}
+    assert s["datasets"]["d1"]["models"]["psilon-net"]["rank"] == 2
+    assert s["mean_rank"] == pytest.approx({"tabm-d": 1.0, "psilon-net": 2.0, "random-forest": 2.0})
+    assert s["n_datasets_ranked"] == {"psilon-net": 2, "random-forest": 2, "tabm-d": 1}
+    text = (tmp_path / "report.md").read_text()
+    assert "| 1.00 (1 of 2) |" in text and "d1 / psilon-net: 1 of 2" in text

@@ -13,8 +13,12 @@ For every protocol found in the store, :func:`write_report` writes (atomically):
   Net next to StandardNet on one dataset, the paper's Figure 1, when both have curves),
   ``near_sparsity_<protocol>.png`` and ``ranks_<protocol>.png``.
 
-Ranks: per dataset, models are ranked by the mean test primary metric (1 = best, ties
-share the average rank) among the models that have a result there.
+Ranks and wins are paired: per dataset, models are ranked (1 = best, ties share the
+average rank) by their mean test primary metric over the splits that every model with a
+result there has finished, so that a run in progress (some models on fewer splits) does
+not compare means over different splits; a model's mean rank is over the datasets where
+it has results, and the report says on how many. PSiLON Net's wins against a rival count
+the datasets where its mean over the splits both have finished is lower.
 """
 
 from __future__ import annotations
@@ -156,7 +160,7 @@ def _summarize_protocol(part: pd.DataFrame, rows: list[dict[str, Any]]) -> dict[
     )
     stats["score_se"] = stats["score_std"] / np.sqrt(stats["n_splits"])
     means = stats["score"].unstack("model")
-    ranks = means.rank(axis=1, method="average")
+    ranks = _paired_ranks(part)
     out["mean_rank"] = ranks.mean(axis=0).sort_values().to_dict()
     out["n_datasets_ranked"] = ranks.notna().sum(axis=0).to_dict()
     meta = part.groupby("dataset").agg(task_type=("task_type", "first"), metric=("metric", "first"))
@@ -174,7 +178,7 @@ def _summarize_protocol(part: pd.DataFrame, rows: list[dict[str, Any]]) -> dict[
                 "near_sparsity": s["near_sparsity"],
                 "lipschitz_bound": s["lipschitz_bound"],
                 "fit_seconds": s["fit_seconds"],
-                "rank": ranks.loc[dataset, model],
+                "rank": ranks.loc[dataset, model] if dataset in ranks.index and model in ranks.columns else None,
             }
         out["datasets"][dataset] = {
             "task_type": meta.loc[dataset, "task_type"],
@@ -193,17 +197,35 @@ def _summarize_protocol(part: pd.DataFrame, rows: list[dict[str, Any]]) -> dict[
     out["fit_time"] = {m: {"tasks": int(r["size"]), "hours": float(r["sum"]) / 3600} for m, r in per_model.iterrows()}
     out["total_fit_hours"] = float(part["fit_seconds"].sum()) / 3600
     if PSILON in means.columns:
+        scores = _split_scores(part)
         for rival in RIVALS:
             if rival not in means.columns:
                 continue
-            both = means[[PSILON, rival]].dropna()
+            pairs = scores[[PSILON, rival]].dropna()  # (dataset, split) rows both have finished
+            both = pairs.groupby(level="dataset").mean()
             out["wins"][f"{PSILON} vs {rival}"] = {
                 "wins": int((both[PSILON] < both[rival]).sum()),
                 "ties": int((both[PSILON] == both[rival]).sum()),
                 "losses": int((both[PSILON] > both[rival]).sum()),
                 "datasets": int(len(both)),
+                "splits": int(len(pairs)),
             }
     return out
+
+
+def _split_scores(part: pd.DataFrame) -> pd.DataFrame:
+    """Test primary metric as a (dataset, split_id) x model table (NaN: not finished)."""
+    return part.pivot_table(index=["dataset", "split_id"], columns="model", values="score", aggfunc="mean")
+
+
+def _paired_ranks(part: pd.DataFrame) -> pd.DataFrame:
+    """Dataset x model ranks of the mean test metric over the splits all of a dataset's models have finished."""
+    ranks = {}
+    for dataset, block in _split_scores(part).groupby(level="dataset"):
+        common = block.dropna(axis=1, how="all").dropna(axis=0, how="any")
+        if not common.empty:
+            ranks[dataset] = common.mean().rank(method="average")
+    return pd.DataFrame.from_dict(ranks, orient="index")
 
 
 # ------------------------------------------------------------------------------- markdown
@@ -245,9 +267,19 @@ def _markdown_protocol(name: str, s: dict[str, Any], protocol_info: dict[str, An
                 text = _fmt(v["score"]) + (f" ± {_fmt(v['score_se'])}" if v.get("score_se") is not None else "")
                 cells.append(f"**{text}**" if v["score"] == best else text)
             lines.append(f"| {dataset} | {d['task_type']} | {d['metric']} | " + " | ".join(cells) + " |")
-        ranks = s["mean_rank"]
-        lines.append("| **mean rank** | | | " + " | ".join(_fmt(ranks.get(m), 2) for m in models) + " |")
+        ranks, counted = s["mean_rank"], s.get("n_datasets_ranked", {})
+
+        def rank_cell(m):
+            n = counted.get(m)
+            return _fmt(ranks.get(m), 2) + (f" ({n} of {len(datasets)})" if n is not None and n < len(datasets) else "")
+
+        lines.append("| **mean rank** | | | " + " | ".join(rank_cell(m) for m in models) + " |")
         lines.append("")
+        lines += [
+            "Ranks are paired: on each dataset, models are ranked by their mean over the splits that all of them "
+            "have finished; a mean rank over fewer datasets than the table has says on how many.",
+            "",
+        ]
         if s.get("incomplete"):
             lines += [
                 "Cells over fewer splits than the dataset's most complete model (a run still in progress): "
@@ -277,9 +309,12 @@ def _markdown_protocol(name: str, s: dict[str, Any], protocol_info: dict[str, An
                 lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
             lines.append("")
         if s["wins"]:
-            lines += ["PSiLON Net against its rivals (datasets where it has the lower mean test metric):", ""]
+            lines += ["PSiLON Net against its rivals (datasets where it has the lower mean test metric over the splits both have finished):", ""]
             for pair, w in s["wins"].items():
-                lines.append(f"- {pair}: {w['wins']} wins, {w['ties']} ties, {w['losses']} losses on {w['datasets']} datasets")
+                lines.append(
+                    f"- {pair}: {w['wins']} wins, {w['ties']} ties, {w['losses']} losses on {w['datasets']} datasets"
+                    + (f" ({w['splits']} paired splits)" if w.get("splits") is not None else "")
+                )
             lines.append("")
         fit_time = s.get("fit_time", {})
         n_tasks = sum(t["tasks"] for t in fit_time.values())
@@ -399,8 +434,7 @@ def _plots(frame: pd.DataFrame, summary: dict[str, Any], base: Path, plots: Path
             plt.close(fig)
             written.append(f"near_sparsity_{_slug(protocol)}.png")
         # rank summary across datasets
-        means = part.groupby(["dataset", "model"])["score"].mean().unstack("model")
-        ranks = means.rank(axis=1, method="average")
+        ranks = _paired_ranks(part)
         order = ranks.mean(axis=0).sort_values().index.tolist()
         fig, ax = plt.subplots(figsize=(6, 0.45 * len(order) + 1.5))
         ax.barh(order, ranks[order].mean(axis=0), color="tab:blue", alpha=0.5, label="mean rank")
@@ -409,7 +443,8 @@ def _plots(frame: pd.DataFrame, summary: dict[str, Any], base: Path, plots: Path
             ax.scatter(values, np.full(len(values), i), color="black", s=12, zorder=3, label="dataset" if i == 0 else None)
         ax.invert_yaxis()
         ax.set_xlabel("rank (1 = best)")
-        ax.set_title(f"Ranks across {len(ranks)} datasets — {protocol}")
+        ax.set_yticks(range(len(order)), [f"{m} ({ranks[m].notna().sum()})" for m in order])
+        ax.set_title(f"Paired ranks on {len(ranks)} datasets (model: datasets ranked) — {protocol}", fontsize=10)
         ax.legend(fontsize=8, loc="lower right")
         ax.grid(axis="x", alpha=0.3)
         _save(fig, plots / f"ranks_{_slug(protocol)}.png")
