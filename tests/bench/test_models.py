@@ -56,6 +56,26 @@ def test_baselines_tune_on_validation_for_every_task(entry, params, tuned, task,
     assert pred.shape == ((len(yv),) if task == "regression" else (len(yv), n_classes))
 
 
+@pytest.mark.parametrize("task", ["regression", "binary"])
+def test_hist_gb_early_stops_on_the_task_validation_set(task):
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    X, y, Xv, yv = _regression() if task == "regression" else _classification(2)
+    params = {"max_iter": 2000, "learning_rate": [0.3], "early_stopping": True, "random_state": 0}
+    result = get_model("hist-gb").fit(X, y, Xv, yv, task, params)
+    model = result.predictor
+    assert model.n_iter_ < 2000  # stopped on validation, far before the cap
+    # the same model sklearn fits when told to stop on exactly these validation rows
+    cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
+    ref = cls(max_iter=2000, learning_rate=0.3, early_stopping=True, random_state=0).fit(X, y, X_val=Xv, y_val=yv)
+    assert model.n_iter_ == ref.n_iter_
+    # and not the one that stops on a slice of the training rows
+    inner = cls(max_iter=2000, learning_rate=0.3, early_stopping=True, random_state=0).fit(X, y)
+    assert len(inner.validation_score_) != len(model.validation_score_) or not np.allclose(
+        inner.validation_score_, model.validation_score_
+    )
+
+
 def test_random_forest_is_single_threaded_inside_a_task():
     X, y, Xv, yv = _regression()
     result = get_model("random-forest").fit(X, y, Xv, yv, "regression", {"n_estimators": 5, "min_samples_leaf": [4]})

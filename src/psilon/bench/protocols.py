@@ -291,7 +291,7 @@ def _network_models(width: int, depth: int, lambdas, max_steps: int, batch_size:
 _BASELINES: tuple[ModelSpec, ...] = (
     ModelSpec("linear", "linear", {"alphas": list(RIDGE_ALPHAS)}),
     ModelSpec("random-forest", "random-forest", {"n_estimators": 1000, "min_samples_leaf": list(RF_MIN_SAMPLES_LEAF)}),
-    ModelSpec("hist-gb", "hist-gb", {"max_iter": 500, "learning_rate": [0.03, 0.1, 0.3]}),
+    ModelSpec("hist-gb", "hist-gb", {"max_iter": 1000, "learning_rate": [0.03, 0.1, 0.3], "early_stopping": True}),
     ModelSpec("mlp", "mlp", {"hidden_layer_sizes": [256, 256], "alpha": [1e-4, 1e-2, 1.0], "max_iter": 500}),
     ModelSpec("realmlp-td", "realmlp-td", {}),
     ModelSpec("tabm-d", "tabm-d", {}),
@@ -351,7 +351,7 @@ PROTOCOLS: dict[str, Protocol] = {
             models=(
                 ModelSpec("linear", "linear", {"alphas": list(RIDGE_ALPHAS)}),
                 ModelSpec("random-forest", "random-forest", {"n_estimators": 100, "min_samples_leaf": [4, 16, 50]}),
-                ModelSpec("hist-gb", "hist-gb", {"max_iter": 100, "learning_rate": [0.1]}),
+                ModelSpec("hist-gb", "hist-gb", {"max_iter": 300, "learning_rate": [0.1], "early_stopping": True}),
                 ModelSpec("mlp", "mlp", {"hidden_layer_sizes": [64], "alpha": [1e-3, 1e-1], "max_iter": 300}),
                 ModelSpec("realmlp-td", "realmlp-td", {"n_epochs": 8}),
                 ModelSpec("tabm-d", "tabm-d", {"n_epochs": 8}),
