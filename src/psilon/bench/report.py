@@ -160,7 +160,8 @@ def _summarize_protocol(part: pd.DataFrame, rows: list[dict[str, Any]]) -> dict[
     )
     stats["score_se"] = stats["score_std"] / np.sqrt(stats["n_splits"])
     means = stats["score"].unstack("model")
-    ranks = _paired_ranks(part)
+    scores = _split_scores(part)
+    ranks = _paired_ranks(scores)
     out["mean_rank"] = ranks.mean(axis=0).sort_values().to_dict()
     out["n_datasets_ranked"] = ranks.notna().sum(axis=0).to_dict()
     meta = part.groupby("dataset").agg(task_type=("task_type", "first"), metric=("metric", "first"))
@@ -197,7 +198,6 @@ def _summarize_protocol(part: pd.DataFrame, rows: list[dict[str, Any]]) -> dict[
     out["fit_time"] = {m: {"tasks": int(r["size"]), "hours": float(r["sum"]) / 3600} for m, r in per_model.iterrows()}
     out["total_fit_hours"] = float(part["fit_seconds"].sum()) / 3600
     if PSILON in means.columns:
-        scores = _split_scores(part)
         for rival in RIVALS:
             if rival not in means.columns:
                 continue
@@ -218,10 +218,13 @@ def _split_scores(part: pd.DataFrame) -> pd.DataFrame:
     return part.pivot_table(index=["dataset", "split_id"], columns="model", values="score", aggfunc="mean")
 
 
-def _paired_ranks(part: pd.DataFrame) -> pd.DataFrame:
-    """Dataset x model ranks of the mean test metric over the splits all of a dataset's models have finished."""
+def _paired_ranks(scores: pd.DataFrame) -> pd.DataFrame:
+    """Dataset x model ranks of the mean test metric over the splits all of a dataset's models have finished.
+
+    ``scores`` is the table of :func:`_split_scores`.
+    """
     ranks = {}
-    for dataset, block in _split_scores(part).groupby(level="dataset"):
+    for dataset, block in scores.groupby(level="dataset"):
         common = block.dropna(axis=1, how="all").dropna(axis=0, how="any")
         if not common.empty:
             ranks[dataset] = common.mean().rank(method="average")
@@ -434,7 +437,7 @@ def _plots(frame: pd.DataFrame, summary: dict[str, Any], base: Path, plots: Path
             plt.close(fig)
             written.append(f"near_sparsity_{_slug(protocol)}.png")
         # rank summary across datasets
-        ranks = _paired_ranks(part)
+        ranks = _paired_ranks(_split_scores(part))
         order = ranks.mean(axis=0).sort_values().index.tolist()
         fig, ax = plt.subplots(figsize=(6, 0.45 * len(order) + 1.5))
         ax.barh(order, ranks[order].mean(axis=0), color="tab:blue", alpha=0.5, label="mean rank")
