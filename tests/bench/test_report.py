@@ -104,6 +104,18 @@ def test_report_of_a_real_run(tmp_path, tiny_protocol):
     assert (tmp_path / "plots" / "ranks_tiny.png").is_file() and "Test accuracy" in (tmp_path / "report.md").read_text()
 
 
+def test_resumed_commands_are_listed_once_with_their_run_count(synthetic_store, tmp_path):
+    base = synthetic_store
+    first = "psilon bench synthetic --out x --jobs 1"
+    second = "psilon bench synthetic --out x --jobs 2"
+    (base / "commands.txt").write_text("\n".join([first, first, second, first, ""]) + "\n")
+    write_report(base / STORE_NAME, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    block = text.split("```")[1].strip().splitlines()
+    assert block == [first, second]
+    assert "command 1 ran 3 times." in text and "command 2 ran" not in text
+
+
 def test_missing_store_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no result store"):
         write_report(tmp_path)

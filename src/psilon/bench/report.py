@@ -28,6 +28,7 @@ import json
 import math
 import os
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +243,26 @@ def _fmt(value, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
+def _produced_by(log: str) -> list[str]:
+    """The "Produced by" section: each distinct command of ``commands.txt`` once, in first-run order.
+
+    A long run is resumed by re-issuing the same command, so the log repeats it; the section says how often.
+    """
+    runs = Counter(line.strip() for line in log.splitlines() if line.strip())
+    if not runs:
+        return []
+    lines = ["Produced by:", "", "```", *runs, "```", ""]
+    repeated = [(cmd, n) for cmd, n in runs.items() if n > 1]
+    if repeated:
+        lines += [
+            "Resumed runs (each run skipped the tasks already in the store): "
+            + "; ".join(f"command {list(runs).index(cmd) + 1} ran {n} times" for cmd, n in repeated)
+            + ".",
+            "",
+        ]
+    return lines
+
+
 def _markdown_protocol(name: str, s: dict[str, Any], protocol_info: dict[str, Any] | None) -> str:
     lines = [f"## Protocol `{name}`", ""]
     if protocol_info and protocol_info.get("description"):
@@ -331,7 +352,7 @@ def _markdown_protocol(name: str, s: dict[str, Any], protocol_info: dict[str, An
         for m in models:
             t = fit_time.get(m)
             if t:
-                lines.append(f"| {m} | {t['tasks']} | {_fmt(t['hours'] * 3600 / t['tasks'], 2)} | {_fmt(t['hours'], 2)} |")
+                lines.append(f"| {m} | {t['tasks']} | {_fmt(t['hours'] * 3600 / t['tasks'], 2)} | {t['hours']:.3g} |")
         lines.append("")
     if s["notes"]:
         lines += ["Skipped:", ""] + [f"- {n}" for n in s["notes"]] + [""]
@@ -475,7 +496,7 @@ def write_report(results: str | os.PathLike, out_dir: str | os.PathLike | None =
     sections = ["# Benchmark report", ""]
     commands = base / "commands.txt"
     if commands.is_file():
-        sections += ["Produced by:", "", "```", commands.read_text().strip(), "```", ""]
+        sections += _produced_by(commands.read_text())
     counts = pd.Series([r.get("status") for r in rows]).value_counts().to_dict() if rows else {}
     sections += [f"Store: `{base.name}/` — {len(rows)} tasks ({', '.join(f'{v} {k}' for k, v in counts.items()) or 'none'}).", ""]
     if superseded:
