@@ -252,14 +252,9 @@ def _produced_by(log: str) -> list[str]:
     if not runs:
         return []
     lines = ["Produced by:", "", "```", *runs, "```", ""]
-    repeated = [(cmd, n) for cmd, n in runs.items() if n > 1]
+    repeated = [f"command {i} ran {n} times" for i, n in enumerate(runs.values(), 1) if n > 1]
     if repeated:
-        lines += [
-            "Resumed runs (each run skipped the tasks already in the store): "
-            + "; ".join(f"command {list(runs).index(cmd) + 1} ran {n} times" for cmd, n in repeated)
-            + ".",
-            "",
-        ]
+        lines += ["Resumed runs (each run skipped the tasks already in the store): " + "; ".join(repeated) + ".", ""]
     return lines
 
 
