@@ -453,7 +453,10 @@ def _plots(frame: pd.DataFrame, summary: dict[str, Any], base: Path, plots: Path
             plt.close(fig)
             written.append(f"near_sparsity_{_slug(protocol)}.png")
         # rank summary across datasets
-        ranks = _paired_ranks(_split_scores(part))
+        ranks = pd.DataFrame(
+            {d: {m: v["rank"] for m, v in dd["models"].items()} for d, dd in summary[protocol]["datasets"].items()},
+            dtype=float,
+        ).T.dropna(how="all").dropna(axis=1, how="all")  # the paired ranks the summary computed
         order = ranks.mean(axis=0).sort_values().index.tolist()
         fig, ax = plt.subplots(figsize=(6, 0.45 * len(order) + 1.5))
         ax.barh(order, ranks[order].mean(axis=0), color="tab:blue", alpha=0.5, label="mean rank")
