@@ -267,95 +267,137 @@ def _markdown_protocol(name: str, s: dict[str, Any], protocol_info: dict[str, An
         lines += ["No finished tasks yet.", ""]
     else:
         models = _model_order(m for d in datasets.values() for m in d["models"])
-        lines += [
-            "Test metric (lower is better: RMSE for regression, log loss for classification; "
-            "mean ± standard error over splits when there are several). Best per dataset in bold.",
-            "",
-            "| dataset | task | metric | " + " | ".join(models) + " |",
-            "|---|---|---|" + "---:|" * len(models),
-        ]
-        for dataset, d in datasets.items():
-            scores = {m: v["score"] for m, v in d["models"].items()}
-            best = min(scores.values())
-            cells = []
-            for m in models:
-                v = d["models"].get(m)
-                if v is None:
-                    cells.append("–")
-                    continue
-                text = _fmt(v["score"]) + (f" ± {_fmt(v['score_se'])}" if v.get("score_se") is not None else "")
-                cells.append(f"**{text}**" if v["score"] == best else text)
-            lines.append(f"| {dataset} | {d['task_type']} | {d['metric']} | " + " | ".join(cells) + " |")
-        ranks, counted = s["mean_rank"], s.get("n_datasets_ranked", {})
+        lines += _score_table(s, models)
+        lines += _incomplete_lines(s)
+        lines += _accuracy_table(datasets, models)
+        lines += _network_table(datasets, models)
+        lines += _wins_lines(s["wins"])
+        lines += _fit_time_table(s, models)
+    lines += _notes_and_errors(s)
+    return "\n".join(lines)
 
-        def rank_cell(m):
-            n = counted.get(m)
-            return _fmt(ranks.get(m), 2) + (f" ({n} of {len(datasets)})" if n is not None and n < len(datasets) else "")
 
-        lines.append("| **mean rank** | | | " + " | ".join(rank_cell(m) for m in models) + " |")
-        lines.append("")
-        lines += [
-            "Ranks are paired: on each dataset, models are ranked by their mean over the splits that all of them "
-            "have finished; a mean rank over fewer datasets than the table has says on how many.",
-            "",
-        ]
-        if s.get("incomplete"):
-            lines += [
-                "Cells over fewer splits than the dataset's most complete model (a run still in progress): "
-                + ", ".join(f"{c['dataset']} / {c['model']}: {c['n_splits']} of {c['of']}" for c in s["incomplete"])
-                + ".",
-                "",
-            ]
-        classification = {k: d for k, d in datasets.items() if d["task_type"] != "regression"}
-        if classification:
-            lines += ["Test accuracy (classification).", "", "| dataset | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
-            for dataset, d in classification.items():
-                lines.append(f"| {dataset} | " + " | ".join(_fmt(d["models"].get(m, {}).get("accuracy")) for m in models) + " |")
-            lines.append("")
-        network = [m for m in models if any(d["models"].get(m, {}).get("near_sparsity") is not None for d in datasets.values())]
-        if network:
-            lines += [
-                "Selected networks: near-sparsity (mean over neurons) / Lipschitz bound (l_inf input).",
-                "",
-                "| dataset | " + " | ".join(network) + " |",
-                "|---|" + "---:|" * len(network),
-            ]
-            for dataset, d in datasets.items():
-                cells = []
-                for m in network:
-                    v = d["models"].get(m, {})
-                    cells.append(f"{_fmt(v.get('near_sparsity'), 3)} / {_fmt(v.get('lipschitz_bound'), 3)}")
-                lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
-            lines.append("")
-        if s["wins"]:
-            lines += ["PSiLON Net against its rivals (datasets where it has the lower mean test metric over the splits both have finished):", ""]
-            for pair, w in s["wins"].items():
-                lines.append(
-                    f"- {pair}: {w['wins']} wins, {w['ties']} ties, {w['losses']} losses on {w['datasets']} datasets"
-                    + (f" ({w['splits']} paired splits)" if w.get("splits") is not None else "")
-                )
-            lines.append("")
-        fit_time = s.get("fit_time", {})
-        n_tasks = sum(t["tasks"] for t in fit_time.values())
-        lines += [
-            f"Fit time: {_fmt(s.get('total_fit_hours'), 2)} CPU-hours over {n_tasks} finished tasks "
-            "(sum of the tasks' fit times; prediction and scoring not included).",
-            "",
-            "| model | tasks | mean seconds per task | total hours |",
-            "|---|---:|---:|---:|",
-        ]
-        for m in models:
-            t = fit_time.get(m)
-            if t:
-                lines.append(f"| {m} | {t['tasks']} | {_fmt(t['hours'] * 3600 / t['tasks'], 2)} | {t['hours']:.3g} |")
-        lines.append("")
+def _score_cell(v: dict[str, Any] | None, best: float) -> str:
+    if v is None:
+        return "–"
+    text = _fmt(v["score"]) + (f" ± {_fmt(v['score_se'])}" if v.get("score_se") is not None else "")
+    return f"**{text}**" if v["score"] == best else text
+
+
+def _score_table(s: dict[str, Any], models: list[str]) -> list[str]:
+    """Test primary metric per dataset x model, best in bold, and the mean-rank row."""
+    datasets = s["datasets"]
+    lines = [
+        "Test metric (lower is better: RMSE for regression, log loss for classification; "
+        "mean ± standard error over splits when there are several). Best per dataset in bold.",
+        "",
+        "| dataset | task | metric | " + " | ".join(models) + " |",
+        "|---|---|---|" + "---:|" * len(models),
+    ]
+    for dataset, d in datasets.items():
+        best = min(v["score"] for v in d["models"].values())
+        cells = [_score_cell(d["models"].get(m), best) for m in models]
+        lines.append(f"| {dataset} | {d['task_type']} | {d['metric']} | " + " | ".join(cells) + " |")
+    ranks, counted = s["mean_rank"], s.get("n_datasets_ranked", {})
+
+    def rank_cell(m):
+        n = counted.get(m)
+        return _fmt(ranks.get(m), 2) + (f" ({n} of {len(datasets)})" if n is not None and n < len(datasets) else "")
+
+    lines.append("| **mean rank** | | | " + " | ".join(rank_cell(m) for m in models) + " |")
+    lines.append("")
+    lines += [
+        "Ranks are paired: on each dataset, models are ranked by their mean over the splits that all of them "
+        "have finished; a mean rank over fewer datasets than the table has says on how many.",
+        "",
+    ]
+    return lines
+
+
+def _incomplete_lines(s: dict[str, Any]) -> list[str]:
+    if not s.get("incomplete"):
+        return []
+    return [
+        "Cells over fewer splits than the dataset's most complete model (a run still in progress): "
+        + ", ".join(f"{c['dataset']} / {c['model']}: {c['n_splits']} of {c['of']}" for c in s["incomplete"])
+        + ".",
+        "",
+    ]
+
+
+def _accuracy_table(datasets: dict[str, Any], models: list[str]) -> list[str]:
+    classification = {k: d for k, d in datasets.items() if d["task_type"] != "regression"}
+    if not classification:
+        return []
+    lines = ["Test accuracy (classification).", "", "| dataset | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
+    for dataset, d in classification.items():
+        lines.append(f"| {dataset} | " + " | ".join(_fmt(d["models"].get(m, {}).get("accuracy")) for m in models) + " |")
+    lines.append("")
+    return lines
+
+
+def _network_table(datasets: dict[str, Any], models: list[str]) -> list[str]:
+    """Near-sparsity / Lipschitz bound of the models that report them (the networks)."""
+    network = [m for m in models if any(d["models"].get(m, {}).get("near_sparsity") is not None for d in datasets.values())]
+    if not network:
+        return []
+    lines = [
+        "Selected networks: near-sparsity (mean over neurons) / Lipschitz bound (l_inf input).",
+        "",
+        "| dataset | " + " | ".join(network) + " |",
+        "|---|" + "---:|" * len(network),
+    ]
+    for dataset, d in datasets.items():
+        cells = []
+        for m in network:
+            v = d["models"].get(m, {})
+            cells.append(f"{_fmt(v.get('near_sparsity'), 3)} / {_fmt(v.get('lipschitz_bound'), 3)}")
+        lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
+def _wins_lines(wins: dict[str, Any]) -> list[str]:
+    if not wins:
+        return []
+    lines = ["PSiLON Net against its rivals (datasets where it has the lower mean test metric over the splits both have finished):", ""]
+    for pair, w in wins.items():
+        lines.append(
+            f"- {pair}: {w['wins']} wins, {w['ties']} ties, {w['losses']} losses on {w['datasets']} datasets"
+            + (f" ({w['splits']} paired splits)" if w.get("splits") is not None else "")
+        )
+    lines.append("")
+    return lines
+
+
+def _fit_time_table(s: dict[str, Any], models: list[str]) -> list[str]:
+    fit_time = s.get("fit_time", {})
+    n_tasks = sum(t["tasks"] for t in fit_time.values())
+    lines = [
+        f"Fit time: {_fmt(s.get('total_fit_hours'), 2)} CPU-hours over {n_tasks} finished tasks "
+        "(sum of the tasks' fit times; prediction and scoring not included).",
+        "",
+        "| model | tasks | mean seconds per task | total hours |",
+        "|---|---:|---:|---:|",
+    ]
+    for m in models:
+        t = fit_time.get(m)
+        if t:
+            lines.append(f"| {m} | {t['tasks']} | {_fmt(t['hours'] * 3600 / t['tasks'], 2)} | {t['hours']:.3g} |")
+    lines.append("")
+    return lines
+
+
+def _notes_and_errors(s: dict[str, Any]) -> list[str]:
+    """The notes of skipped tasks and the first 20 failed tasks."""
+    lines = []
     if s["notes"]:
         lines += ["Skipped:", ""] + [f"- {n}" for n in s["notes"]] + [""]
     if s["errors"]:
         lines += [f"Failed tasks ({len(s['errors'])}):", ""]
         lines += [f"- {e['dataset']} / {e['model']} / split {e['split_id']}: {e['error']}" for e in s["errors"][:20]]
         lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 # ------------------------------------------------------------------------------- plots

@@ -43,7 +43,7 @@ run and a loop over single problems produce the same iterates (up to rounding).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -227,6 +227,291 @@ def _as_columns(method, alpha, eta_ratio):
     return method, alpha.copy(), eta_ratio
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """The shared settings of one :func:`solve` call (checked)."""
+
+    depth: int
+    lr: float
+    tol: float
+    max_steps: int
+    record_every: int | None
+    compact: bool
+    signed: bool
+
+    @property
+    def fast(self) -> bool:
+        """``L = 2``, non-negative: ``x = u * u`` and ``grad_u f = 2 u * g`` without powers."""
+        return self.depth == 2 and not self.signed
+
+
+def _check_settings(problems, depth, lr, tol, max_steps, record_every, compact) -> _Settings:
+    if not isinstance(problems, RecoveryProblems):
+        raise ValueError(
+            "problems must be a RecoveryProblems; wrap arrays with "
+            "RecoveryProblems.from_arrays(A, b, x_star)"
+        )
+    depth = _check_depth(depth)
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"learning rate lr must be > 0 and finite, got {lr!r}")
+    if not (tol >= 0):
+        raise ValueError(f"tol must be >= 0, got {tol!r}")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 0:
+        raise ValueError(f"max_steps must be an integer >= 0, got {max_steps!r}")
+    if record_every is not None and (
+        not isinstance(record_every, (int, np.integer)) or record_every < 1
+    ):
+        raise ValueError(f"record_every must be a positive integer or None, got {record_every!r}")
+    return _Settings(depth, lr, tol, max_steps, record_every, compact, problems.signed)
+
+
+@dataclass
+class _Outputs:
+    """Full-size ``(T, K, ...)`` results; they also hold the current value of finished columns."""
+
+    x: np.ndarray
+    loss: np.ndarray
+    steps: np.ndarray
+    converged: np.ndarray
+    v_norm: np.ndarray
+    radius: np.ndarray
+    hist_steps: list = field(default_factory=list)
+    hist_loss: list = field(default_factory=list)
+    hist_err: list = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, T: int, K: int, N: int, max_steps: int) -> _Outputs:
+        return cls(
+            x=np.zeros((T, K, N)),
+            loss=np.full((T, K), np.nan),
+            steps=np.full((T, K), int(max_steps), dtype=np.int64),
+            converged=np.zeros((T, K), dtype=bool),
+            v_norm=np.full((T, K), np.nan),
+            radius=np.full((T, K), np.nan),
+        )
+
+    def write_back(self, batch: _Batch, xb, loss, nv) -> None:
+        """Copy the running slots' ``x``, loss, ``||v||`` and ``r`` to their original columns."""
+        kg = batch.gmap.shape[1]
+        rows = batch.tr[:, None]
+        self.x[rows, batch.gmap] = xb[:, :kg]
+        self.loss[rows, batch.gmap] = loss[:, :kg]
+        self.x[rows, batch.wmap] = xb[:, kg:]
+        self.loss[rows, batch.wmap] = loss[:, kg:]
+        if batch.wmap.shape[1]:
+            self.v_norm[rows, batch.wmap] = nv[..., 0]
+            self.radius[rows, batch.wmap] = batch.R[..., 0]
+
+    def record(self, k: int, x_star) -> None:
+        self.hist_steps.append(k)
+        self.hist_loss.append(self.loss.copy())
+        if x_star is not None:
+            self.hist_err.append(np.linalg.norm(self.x - x_star[:, None, :], axis=-1))
+
+
+def _take(a: np.ndarray, keep_t: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Rows ``keep_t`` of ``a`` (T, K[, ...]), each row's slots reordered by ``order`` (T', K')."""
+    a = a[keep_t]
+    idx = order if a.ndim == 2 else order[..., None]
+    return np.take_along_axis(a, idx, axis=1)
+
+
+@dataclass
+class _Batch:
+    """Running state. Every trial row keeps its own list of running columns ("slots"):
+    ``gmap``/``wmap`` (T', Kg') / (T', Kw') give the original column of each GD / WN-GD slot.
+    When columns finish, each row's running slots are packed to the front and the width
+    shrinks to the busiest row; finished rows are dropped (:meth:`compact`).
+    """
+
+    tr: np.ndarray  # original trial of each row
+    A: np.ndarray
+    At: np.ndarray
+    b: np.ndarray
+    gmap: np.ndarray
+    wmap: np.ndarray
+    U: np.ndarray  # GD parameters (T', Kg', P)
+    V: np.ndarray  # WN-GD directions (T', Kw', P)
+    R: np.ndarray  # WN-GD radii (T', Kw', 1)
+    lr_r: np.ndarray  # WN-GD radial step sizes (T', Kw', 1)
+    act: np.ndarray  # running slots (T', Kg' + Kw'), GD slots first
+    buffers: tuple | None = None  # x, residual and A^T residual, reallocated after packing
+
+    @classmethod
+    def start(cls, problems: RecoveryProblems, cg, cw, alpha, eta_ratio, lr: float) -> _Batch:
+        A = problems.A
+        T, _, N = A.shape
+        P = 2 * N if problems.signed else N
+        return cls(
+            tr=np.arange(T),
+            A=A,
+            At=np.ascontiguousarray(A.transpose(0, 2, 1)),
+            b=problems.b[:, None, :],
+            gmap=np.broadcast_to(cg, (T, cg.size)).copy(),
+            wmap=np.broadcast_to(cw, (T, cw.size)).copy(),
+            U=np.broadcast_to(alpha[cg][None, :, None], (T, cg.size, P)).copy(),
+            V=np.full((T, cw.size, P), 1.0 / np.sqrt(P)),
+            R=np.broadcast_to((alpha[cw] * np.sqrt(P))[None, :, None], (T, cw.size, 1)).copy(),
+            lr_r=np.broadcast_to((eta_ratio[cw] * lr)[None, :, None], (T, cw.size, 1)).copy(),
+            act=np.ones((T, cg.size + cw.size), dtype=bool),
+        )
+
+    @property
+    def kg(self) -> int:
+        return self.gmap.shape[1]
+
+    @property
+    def kw(self) -> int:
+        return self.wmap.shape[1]
+
+    def forward(self, cfg: _Settings):
+        """``x`` of every slot and one residual product for all of them.
+
+        Returns ``(xb, res, loss, polar)`` with ``polar = (||v||, v^, u)`` of the WN-GD slots
+        (``None`` each when there are none).
+        """
+        kg, (_, M, N) = self.kg, self.A.shape
+        shape = (self.tr.size, kg + self.kw)
+        if self.buffers is None or self.buffers[0].shape[:2] != shape:
+            self.buffers = (np.empty(shape + (N,)), np.empty(shape + (M,)), np.empty(shape + (N,)))
+        xb, resb, _ = self.buffers
+        if kg:
+            if cfg.fast:
+                np.multiply(self.U, self.U, out=xb[:, :kg])
+            else:
+                xb[:, :kg] = model_output(self.U, cfg.depth, cfg.signed)
+        polar = (None, None, None)
+        if self.kw:
+            nv = np.sqrt(np.einsum("tkp,tkp->tk", self.V, self.V))[..., None]
+            Vh = self.V / nv
+            Uw = self.R * Vh
+            if cfg.fast:
+                np.multiply(Uw, Uw, out=xb[:, kg:])
+            else:
+                xb[:, kg:] = model_output(Uw, cfg.depth, cfg.signed)
+            polar = (nv, Vh, Uw)
+        res = np.matmul(xb, self.At, out=resb)
+        res -= self.b
+        loss = 0.5 * np.einsum("tkm,tkm->tk", res, res)
+        return xb, res, loss, polar
+
+    def freeze_converged(self, out: _Outputs, loss, tol: float, k: int) -> np.ndarray:
+        """Stop the running slots whose loss is below ``tol`` at iterate ``k``; returns them."""
+        done_now = self.act & (loss < tol)
+        if done_now.any():
+            ti, ki = np.nonzero(done_now)
+            cmap = np.concatenate([self.gmap, self.wmap], axis=1)
+            out.steps[self.tr[ti], cmap[ti, ki]] = k
+            out.converged[self.tr[ti], cmap[ti, ki]] = True
+            self.act &= ~done_now
+        return done_now
+
+    def compact(self, out: _Outputs, xb, loss, res, polar):
+        """Pack each row's running slots to the front, keep the busiest width, drop finished rows.
+
+        Returns ``res`` and ``polar`` in the new layout (unchanged when nothing shrinks).
+        """
+        kg = self.kg
+        act_g, act_w = self.act[:, :kg], self.act[:, kg:]
+        keep_t = self.act.any(axis=1)
+        wg = int(act_g[keep_t].sum(axis=1).max(initial=0))
+        ww = int(act_w[keep_t].sum(axis=1).max(initial=0))
+        if keep_t.all() and wg >= kg and ww >= self.kw:
+            return res, polar
+        out.write_back(self, xb, loss, polar[0])
+        og = np.argsort(~act_g[keep_t], axis=1, kind="stable")[:, :wg]
+        ow = np.argsort(~act_w[keep_t], axis=1, kind="stable")[:, :ww]
+        self.tr, self.A, self.At, self.b = self.tr[keep_t], self.A[keep_t], self.At[keep_t], self.b[keep_t]
+        res = np.concatenate([_take(res[:, :kg], keep_t, og), _take(res[:, kg:], keep_t, ow)], axis=1)
+        self.act = np.concatenate([_take(act_g, keep_t, og), _take(act_w, keep_t, ow)], axis=1)
+        self.gmap, self.U = _take(self.gmap, keep_t, og), _take(self.U, keep_t, og)
+        self.wmap, self.V = _take(self.wmap, keep_t, ow), _take(self.V, keep_t, ow)
+        self.R, self.lr_r = _take(self.R, keep_t, ow), _take(self.lr_r, keep_t, ow)
+        if self.kw:
+            polar = tuple(_take(a, keep_t, ow) for a in polar)
+        return res, polar
+
+    def update(self, cfg: _Settings, res, polar) -> None:
+        """One gradient step of every running slot (frozen slots get a zero step)."""
+        xb, resb, gxb = self.buffers
+        if res.shape[:2] != gxb.shape[:2]:
+            gxb = np.empty(res.shape[:2] + (self.A.shape[2],))
+            self.buffers = (xb, resb, gxb)
+        gx = np.matmul(res, self.A, out=gxb)
+        if self.kg:
+            self._step_gd(cfg, gx[:, : self.kg])
+        if self.kw:
+            self._step_wn(cfg, gx[:, self.kg :], polar)
+
+    def _step_gd(self, cfg: _Settings, g) -> None:
+        mask = self.act[:, : self.kg]
+        if cfg.fast:  # L = 2, non-negative: grad = 2 u * g
+            grad = self.U * g
+            grad *= (2.0 * cfg.lr * mask)[..., None]
+        else:
+            grad = gradient_u(self.U, g, cfg.depth, cfg.signed)
+            grad *= (cfg.lr * mask)[..., None]
+        self.U -= grad
+
+    def _step_wn(self, cfg: _Settings, g, polar) -> None:
+        nv, Vh, Uw = polar
+        if cfg.fast:  # grad_u = 2 u * g; the factor 2 is folded into the step sizes
+            gu = Uw * g
+            grad_r = np.einsum("tkp,tkp->tk", gu, Vh)[..., None]
+            scale_v, grad_r_factor = 2.0 * cfg.lr, 2.0
+        else:
+            gu = gradient_u(Uw, g, cfg.depth, cfg.signed)
+            grad_r = np.einsum("tkp,tkp->tk", gu, Vh)[..., None]
+            scale_v, grad_r_factor = cfg.lr, 1.0
+        mask = self.act[:, self.kg :, None]
+        gu -= grad_r * Vh
+        gu *= (scale_v * self.R / nv) * mask
+        grad_r *= grad_r_factor
+        self.V -= gu
+        self.R -= self.lr_r * grad_r * mask
+
+
+class _Progress:
+    """A tqdm bar over iterations, updated every 500 of them."""
+
+    def __init__(self, total: int, desc: str, enabled: bool):
+        self.bar = tqdm(total=total, desc=desc, disable=not enabled, leave=False)
+        self.enabled = enabled
+        self.k = 0
+        self.shown = 0
+
+    def tick(self, k: int, act: np.ndarray) -> None:
+        self.k = k
+        if self.enabled and (k - self.shown >= 500):
+            self.bar.update(k - self.shown)
+            self.shown = k
+            self.bar.set_postfix(running=int(act.sum()), refresh=False)
+
+    def close(self) -> None:
+        self.bar.update(max(self.k - self.shown, 0))
+        self.bar.close()
+
+
+def _iterate(batch: _Batch, out: _Outputs, cfg: _Settings, x_star, bar: _Progress) -> None:
+    """Run every column until it converges or the budget is spent (see the module docstring)."""
+    k = 0
+    while True:
+        xb, res, loss, polar = batch.forward(cfg)
+        done_now = batch.freeze_converged(out, loss, cfg.tol, k)
+        finished = (k >= cfg.max_steps) or not batch.act.any()
+        if cfg.record_every is not None and (k % cfg.record_every == 0 or finished):
+            out.write_back(batch, xb, loss, polar[0])
+            out.record(k, x_star)
+        if finished:
+            out.write_back(batch, xb, loss, polar[0])
+            return
+        if cfg.compact and done_now.any():
+            res, polar = batch.compact(out, xb, loss, res, polar)
+        batch.update(cfg, res, polar)
+        k += 1
+        bar.tick(k, batch.act)
+
+
 def solve(
     problems: RecoveryProblems,
     method="wn",
@@ -271,202 +556,43 @@ def solve(
     -------
     SolverResult with arrays of shape (T, K, ...).
     """
-    if not isinstance(problems, RecoveryProblems):
-        raise ValueError(
-            "problems must be a RecoveryProblems; wrap arrays with "
-            "RecoveryProblems.from_arrays(A, b, x_star)"
-        )
-    depth = _check_depth(depth)
-    if not (np.isfinite(lr) and lr > 0):
-        raise ValueError(f"learning rate lr must be > 0 and finite, got {lr!r}")
-    if not (tol >= 0):
-        raise ValueError(f"tol must be >= 0, got {tol!r}")
-    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 0:
-        raise ValueError(f"max_steps must be an integer >= 0, got {max_steps!r}")
-    if record_every is not None and (
-        not isinstance(record_every, (int, np.integer)) or record_every < 1
-    ):
-        raise ValueError(f"record_every must be a positive integer or None, got {record_every!r}")
+    cfg = _check_settings(problems, depth, lr, tol, max_steps, record_every, compact)
     method, alpha, eta_ratio = _as_columns(method, alpha, eta_ratio)
-
-    A_full, b_full = problems.A, problems.b
-    x_star = problems.x_star
-    signed = problems.signed
-    T, M, N = A_full.shape
-    K = method.size
-    P = 2 * N if signed else N
+    T, _, N = problems.A.shape
+    out = _Outputs.empty(T, method.size, N, max_steps)
     cg = np.flatnonzero(method == "gd")  # original column indices of GD columns
     cw = np.flatnonzero(method == "wn")
-
-    # full-size outputs; also serve as the "current value" of finished columns
-    x_out = np.zeros((T, K, N))
-    loss_out = np.full((T, K), np.nan)
-    steps_out = np.full((T, K), int(max_steps), dtype=np.int64)
-    conv_out = np.zeros((T, K), dtype=bool)
-    vnorm_out = np.full((T, K), np.nan)
-    radius_out = np.full((T, K), np.nan)
-
-    # Running state. Every trial row keeps its own list of running columns ("slots"):
-    # gmap/wmap (T', Kg') / (T', Kw') give the original column of each GD / WN-GD slot.
-    # When columns finish, each row's running slots are packed to the front and the
-    # width shrinks to the busiest row; finished rows are dropped (see _pack).
-    tr = np.arange(T)
-    A = A_full
-    At = np.ascontiguousarray(A.transpose(0, 2, 1))
-    b = b_full[:, None, :]
-    gmap = np.broadcast_to(cg, (T, cg.size)).copy()
-    wmap = np.broadcast_to(cw, (T, cw.size)).copy()
-    U = np.broadcast_to(alpha[cg][None, :, None], (T, cg.size, P)).copy()
-    V = np.full((T, cw.size, P), 1.0 / np.sqrt(P))
-    R = np.broadcast_to((alpha[cw] * np.sqrt(P))[None, :, None], (T, cw.size, 1)).copy()
-    lr_r = np.broadcast_to((eta_ratio[cw] * lr)[None, :, None], (T, cw.size, 1)).copy()
-    act = np.ones((T, cg.size + cw.size), dtype=bool)
-
-    hist_steps: list[int] = []
-    hist_loss: list[np.ndarray] = []
-    hist_err: list[np.ndarray] = []
-
-    def write_back(xb, loss, nv):
-        kg = gmap.shape[1]
-        rows = tr[:, None]
-        x_out[rows, gmap] = xb[:, :kg]
-        loss_out[rows, gmap] = loss[:, :kg]
-        x_out[rows, wmap] = xb[:, kg:]
-        loss_out[rows, wmap] = loss[:, kg:]
-        if wmap.shape[1]:
-            vnorm_out[rows, wmap] = nv[..., 0]
-            radius_out[rows, wmap] = R[..., 0]
-
-    def record(k):
-        hist_steps.append(k)
-        hist_loss.append(loss_out.copy())
-        if x_star is not None:
-            hist_err.append(np.linalg.norm(x_out - x_star[:, None, :], axis=-1))
-
-    bar = tqdm(total=max_steps, desc=desc or "recovery", disable=not progress, leave=False)
+    batch = _Batch.start(problems, cg, cw, alpha, eta_ratio, lr)
+    bar = _Progress(max_steps, desc or "recovery", progress)
     t0 = time.perf_counter()
-    last_bar = 0
-    k = 0
-    fast = depth == 2 and not signed
-    xb = resb = gxb = None
     try:
-        while True:
-            kg = gmap.shape[1]
-            shape = (tr.size, kg + wmap.shape[1])
-            if xb is None or xb.shape[:2] != shape:  # buffers, reallocated after packing
-                xb, resb, gxb = np.empty(shape + (N,)), np.empty(shape + (M,)), np.empty(shape + (N,))
-            # forward pass: x of every slot, one residual product for all of them
-            if kg:
-                if fast:
-                    np.multiply(U, U, out=xb[:, :kg])
-                else:
-                    xb[:, :kg] = model_output(U, depth, signed)
-            nv = Vh = Uw = None
-            if wmap.shape[1]:
-                nv = np.sqrt(np.einsum("tkp,tkp->tk", V, V))[..., None]
-                Vh = V / nv
-                Uw = R * Vh
-                if fast:
-                    np.multiply(Uw, Uw, out=xb[:, kg:])
-                else:
-                    xb[:, kg:] = model_output(Uw, depth, signed)
-            res = np.matmul(xb, At, out=resb)
-            res -= b
-            loss = 0.5 * np.einsum("tkm,tkm->tk", res, res)
-            done_now = act & (loss < tol)
-            if done_now.any():
-                ti, ki = np.nonzero(done_now)
-                cmap = np.concatenate([gmap, wmap], axis=1)
-                steps_out[tr[ti], cmap[ti, ki]] = k
-                conv_out[tr[ti], cmap[ti, ki]] = True
-                act &= ~done_now
-            finished = (k >= max_steps) or not act.any()
-            if record_every is not None and (k % record_every == 0 or finished):
-                write_back(xb, loss, nv)
-                record(k)
-            if finished:
-                write_back(xb, loss, nv)
-                break
-            if compact and done_now.any():
-                act_g, act_w = act[:, :kg], act[:, kg:]
-                keep_t = act.any(axis=1)
-                wg = int(act_g[keep_t].sum(axis=1).max(initial=0))
-                ww = int(act_w[keep_t].sum(axis=1).max(initial=0))
-                if not keep_t.all() or wg < kg or ww < wmap.shape[1]:
-                    write_back(xb, loss, nv)
-                    # pack each row's running slots to the front, keep the busiest width
-                    og = np.argsort(~act_g[keep_t], axis=1, kind="stable")[:, :wg]
-                    ow = np.argsort(~act_w[keep_t], axis=1, kind="stable")[:, :ww]
-
-                    def take(a, order):
-                        a = a[keep_t]
-                        idx = order if a.ndim == 2 else order[..., None]
-                        return np.take_along_axis(a, idx, axis=1)
-
-                    tr, A, At, b = tr[keep_t], A[keep_t], At[keep_t], b[keep_t]
-                    res_g, res_w = take(res[:, :kg], og), take(res[:, kg:], ow)
-                    res = np.concatenate([res_g, res_w], axis=1)
-                    act = np.concatenate([take(act_g, og), take(act_w, ow)], axis=1)
-                    gmap, U = take(gmap, og), take(U, og)
-                    wmap, V, R, lr_r = take(wmap, ow), take(V, ow), take(R, ow), take(lr_r, ow)
-                    if wmap.shape[1]:
-                        nv, Vh, Uw = take(nv, ow), take(Vh, ow), take(Uw, ow)
-                    kg = wg
-            # backward pass and update of the running slots
-            if res.shape[:2] != gxb.shape[:2]:
-                gxb = np.empty(res.shape[:2] + (N,))
-            gx = np.matmul(res, A, out=gxb)
-            if kg:
-                if fast:  # L = 2, non-negative: grad = 2 u * g
-                    grad = U * gx[:, :kg]
-                    grad *= (2.0 * lr * act[:, :kg])[..., None]
-                else:
-                    grad = gradient_u(U, gx[:, :kg], depth, signed)
-                    grad *= (lr * act[:, :kg])[..., None]
-                U -= grad
-            if wmap.shape[1]:
-                if fast:  # grad_u = 2 u * g; the factor 2 is folded into the step sizes
-                    gu = Uw * gx[:, kg:]
-                    grad_r = np.einsum("tkp,tkp->tk", gu, Vh)[..., None]
-                    scale_v, grad_r_factor = 2.0 * lr, 2.0
-                else:
-                    gu = gradient_u(Uw, gx[:, kg:], depth, signed)
-                    grad_r = np.einsum("tkp,tkp->tk", gu, Vh)[..., None]
-                    scale_v, grad_r_factor = lr, 1.0
-                mask = act[:, kg:, None]
-                gu -= grad_r * Vh
-                gu *= (scale_v * R / nv) * mask
-                grad_r *= grad_r_factor
-                V -= gu
-                R -= lr_r * grad_r * mask
-            k += 1
-            if progress and (k - last_bar >= 500):
-                bar.update(k - last_bar)
-                last_bar = k
-                bar.set_postfix(running=int(act.sum()), refresh=False)
+        _iterate(batch, out, cfg, problems.x_star, bar)
     finally:
-        bar.update(max(k - last_bar, 0))
         bar.close()
     wall = time.perf_counter() - t0
+    return _result(out, method, alpha, eta_ratio, cfg, wall)
 
+
+def _result(out: _Outputs, method, alpha, eta_ratio, cfg: _Settings, wall: float) -> SolverResult:
+    recorded = cfg.record_every is not None
     return SolverResult(
-        x=x_out,
-        loss=loss_out,
-        steps=steps_out,
-        converged=conv_out,
-        v_norm=vnorm_out,
-        radius=radius_out,
+        x=out.x,
+        loss=out.loss,
+        steps=out.steps,
+        converged=out.converged,
+        v_norm=out.v_norm,
+        radius=out.radius,
         method=method,
         alpha=alpha,
         eta_ratio=eta_ratio,
-        depth=depth,
-        lr=float(lr),
-        tol=float(tol),
-        max_steps=int(max_steps),
-        signed=signed,
-        history_steps=np.array(hist_steps) if record_every is not None else None,
-        history_loss=np.stack(hist_loss) if record_every is not None else None,
-        history_error=np.stack(hist_err) if (record_every is not None and hist_err) else None,
+        depth=cfg.depth,
+        lr=float(cfg.lr),
+        tol=float(cfg.tol),
+        max_steps=int(cfg.max_steps),
+        signed=cfg.signed,
+        history_steps=np.array(out.hist_steps) if recorded else None,
+        history_loss=np.stack(out.hist_loss) if recorded else None,
+        history_error=np.stack(out.hist_err) if (recorded and out.hist_err) else None,
         wall_time=wall,
     )
 
