@@ -182,3 +182,57 @@ def test_ranks_of_a_run_in_progress_are_paired_and_counted(tmp_path):
     assert s["n_datasets_ranked"] == {"psilon-net": 2, "random-forest": 2, "tabm-d": 1}
     text = (tmp_path / "report.md").read_text()
     assert "| 1.00 (1 of 2) |" in text and "d1 / psilon-net: 1 of 2" in text
+
+
+# ------------------------------------------------------------------- unreadable rows (issue #13)
+
+
+def _append_bytes(path, data: bytes):
+    with open(path, "ab") as handle:
+        handle.write(data)
+
+
+def test_report_names_rows_missing_fields_and_reports_the_rest(synthetic_store, capsys):
+    from psilon.bench.cli import main
+
+    _append_bytes(synthetic_store / STORE_NAME, b'{"key":"half","status":"ok","protocol":"synthetic"}\n')
+    assert main(["report", str(synthetic_store)]) == 0
+    err = capsys.readouterr().err
+    assert "1 row" in err and "'half'" in err and "primary_metric" in err
+    text = (synthetic_store / "report.md").read_text()
+    assert "Skipped while reading" in text and "'half'" in text and "primary_metric" in text
+    summary = json.loads((synthetic_store / "summary.json").read_text())
+    assert summary["protocols"]["synthetic"]["fit_time"]["psilon-net"]["tasks"] == 4  # the good rows all count
+    assert summary["unreadable"]["rows"] == 1
+
+
+def test_report_of_plain_text_is_an_error_naming_the_lines(tmp_path, capsys):
+    from psilon.bench.cli import main
+
+    (tmp_path / STORE_NAME).write_text("hello\nworld\n")
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no usable rows" in err and "2 lines" in err and "not JSON" in err and "1, 2" in err
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_report_says_a_torn_last_line_was_left_out(synthetic_store, capsys):
+    from psilon.bench.cli import main
+
+    _append_bytes(synthetic_store / STORE_NAME, b'{"key":"torn","status":"o')
+    assert main(["report", str(synthetic_store)]) == 0
+    err = capsys.readouterr().err
+    assert "line 12" in err and "torn" in err and "interrupted" in err
+    assert "torn" in (synthetic_store / "report.md").read_text()
+
+
+def test_write_report_warns_when_rows_are_skipped(synthetic_store, tmp_path):
+    _append_bytes(synthetic_store / STORE_NAME, b"not json\n")
+    with pytest.warns(UserWarning, match="line 12: not JSON"):
+        write_report(synthetic_store, tmp_path / "out")
+
+
+def test_report_of_an_empty_store_is_an_error(tmp_path):
+    (tmp_path / STORE_NAME).write_bytes(b"")
+    with pytest.raises(ValueError, match="no usable rows"):
+        write_report(tmp_path)

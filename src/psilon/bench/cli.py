@@ -108,7 +108,7 @@ def _bench(args: argparse.Namespace) -> int:
     for error in summary.errors:
         print(f"  failed: {error}", file=sys.stderr)
     if not args.no_report:
-        write_report(out / STORE_NAME)
+        write_report(out / STORE_NAME, warn=_warner("bench"))
         print(f"report: {out / 'report.md'}")
     return 1 if summary.error else 0
 
@@ -117,13 +117,22 @@ def _report(args: argparse.Namespace) -> int:
     from psilon.bench.report import write_report
 
     try:
-        write_report(args.results, args.out)
+        write_report(args.results, args.out, warn=_warner("report"))
     except ValueError as exc:
         print(f"psilon report: error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else (Path(args.results) if Path(args.results).is_dir() else Path(args.results).parent)
     print(f"report: {out / 'report.md'}")
     return 0
+
+
+def _warner(command: str):
+    """A ``warn`` callback for :func:`~psilon.bench.report.write_report`: one line on stderr."""
+
+    def warn(message: str) -> None:
+        print(f"psilon {command}: warning: {message}", file=sys.stderr)
+
+    return warn
 
 
 def main(argv: list[str] | None = None) -> int:

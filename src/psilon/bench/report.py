@@ -28,7 +28,10 @@ import json
 import math
 import os
 import re
+import warnings
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +41,13 @@ import pandas as pd
 from psilon.bench.protocols import canonical_json
 from psilon.bench.store import ResultStore, atomic_write_bytes, atomic_write_text
 
-__all__ = ["load_results", "summarize", "write_report"]
+__all__ = ["load_results", "read_usable", "summarize", "write_report"]
 
 PSILON = "psilon-net"
 RIVALS = ("standard-net", "random-forest")
 
 
-def load_results(results: str | os.PathLike) -> tuple[list[dict[str, Any]], Path]:
-    """Rows of a store, given the ``results.jsonl`` file or the folder holding it; and that folder."""
+def _store_path(results: str | os.PathLike) -> Path:
     from psilon.bench.runner import STORE_NAME
 
     path = Path(results)
@@ -53,7 +55,90 @@ def load_results(results: str | os.PathLike) -> tuple[list[dict[str, Any]], Path
         path = path / STORE_NAME
     if not path.is_file():
         raise ValueError(f"no result store at {str(path)!r}; pass a results.jsonl file or the --out folder of 'psilon bench'")
+    return path
+
+
+def load_results(results: str | os.PathLike) -> tuple[list[dict[str, Any]], Path]:
+    """Rows of a store, given the ``results.jsonl`` file or the folder holding it; and that folder."""
+    path = _store_path(results)
     return ResultStore(path).rows(), path.parent
+
+
+#: Fields a row needs, beyond ``key``, ``protocol`` and ``status``, for the report to use it.
+_REQUIRED = {
+    "ok": ("dataset", "model", "split_id", "task_type", "primary_metric", "metrics"),
+    "error": ("dataset", "model", "split_id"),
+    "skipped": (),
+}
+
+
+def _row_problem(row: dict[str, Any]) -> str | None:
+    """Why the report cannot use ``row``, or None when it can."""
+    status = row.get("status")
+    if status not in _REQUIRED:
+        return f"has status {status!r}, not one of ok, error, skipped"
+    missing = [f for f in ("protocol", *_REQUIRED[status]) if f not in row]
+    if not missing and status == "ok":
+        metric, metrics = row["primary_metric"], row["metrics"]
+        test = metrics.get("test") if isinstance(metrics, dict) else None
+        score = test.get(metric) if isinstance(test, dict) and isinstance(metric, str) else None
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            missing.append(f"a number at metrics.test.{metric}")
+    return f"lacks {', '.join(missing)}" if missing else None
+
+
+def _skip_notes(skipped: list[tuple[int, str]], bad_rows: list[tuple[str, str]]) -> list[str]:
+    """One sentence per reason: which lines (or rows) were left out and why."""
+    by_reason: dict[str, list[int]] = {}
+    for line, reason in skipped:
+        by_reason.setdefault(reason, []).append(line)
+    notes = []
+    for reason, lines in by_reason.items():
+        shown = ", ".join(map(str, lines[:10])) + (", ..." if len(lines) > 10 else "")
+        notes.append(f"line {lines[0]}: {reason}" if len(lines) == 1 else f"{len(lines)} lines ({shown}): {reason}")
+    if bad_rows:
+        listed = "; ".join(f"{key!r} {problem}" for key, problem in bad_rows[:5])
+        more = f"; and {len(bad_rows) - 5} more" if len(bad_rows) > 5 else ""
+        notes.append(
+            f"{len(bad_rows)} row{'s' if len(bad_rows) > 1 else ''} without what a report needs: {listed}{more} "
+            "(fix or delete such a row: 'psilon bench' re-runs a task whose row is gone)"
+        )
+    return notes
+
+
+@dataclass
+class UsableRows:
+    """The rows of a store a report can use, the store's folder, and what was left out and why."""
+
+    rows: list[dict[str, Any]]
+    folder: Path
+    notes: list[str]  # one sentence per reason
+    lines_skipped: int  # lines that are not a row (not JSON, no key, torn)
+    rows_skipped: int  # rows without the fields a report needs
+
+
+def read_usable(results: str | os.PathLike) -> UsableRows:
+    """Read a store (``results.jsonl`` or its folder), keeping the rows a report can use.
+
+    Raises ValueError when no row is usable (an empty store, or one of plain text).
+    """
+    path = _store_path(results)
+    scan = ResultStore(path).scan()
+    rows, bad_rows = [], []
+    for row in scan.rows:
+        problem = _row_problem(row)
+        if problem is None:
+            rows.append(row)
+        else:
+            bad_rows.append((row["key"], problem))
+    notes = _skip_notes(scan.skipped, bad_rows)
+    if not rows:
+        found = "; ".join(notes) if notes else "the file is empty"
+        raise ValueError(
+            f"no usable rows in {str(path)!r}: {found}. A store written by 'psilon bench' holds one JSON "
+            "object per line; point the command at such a results.jsonl or its folder"
+        )
+    return UsableRows(rows, path.parent, notes, len(scan.skipped), len(bad_rows))
 
 
 def split_superseded(rows: list[dict[str, Any]], protocol: dict[str, Any] | None) -> tuple[list, list]:
@@ -520,12 +605,23 @@ def _plots(frame: pd.DataFrame, summary: dict[str, Any], base: Path, plots: Path
 # ------------------------------------------------------------------------------- entry point
 
 
-def write_report(results: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+def write_report(
+    results: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    warn: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Write ``report.md``, ``summary.json`` and ``plots/*.png`` for the store ``results``.
 
     ``out_dir`` defaults to the store's folder. Returns the summary (also in ``summary.json``).
+    Lines and rows the report cannot use are left out, listed in the report and passed one
+    sentence each to ``warn`` (default: :func:`warnings.warn`); when no row is usable a
+    ValueError says why and nothing is written.
     """
-    rows, base = load_results(results)
+    usable = read_usable(results)
+    rows, base, unreadable = usable.rows, usable.folder, usable.notes
+    for note in unreadable:
+        (warn or _warn)(f"{base.name}/results.jsonl {note}; left out of the report")
     out = Path(out_dir) if out_dir is not None else base
     protocol_info = None
     if (base / "protocol.json").is_file():
@@ -539,6 +635,8 @@ def write_report(results: str | os.PathLike, out_dir: str | os.PathLike | None =
         sections += _produced_by(commands.read_text())
     counts = pd.Series([r.get("status") for r in rows]).value_counts().to_dict() if rows else {}
     sections += [f"Store: `{base.name}/` — {len(rows)} tasks ({', '.join(f'{v} {k}' for k, v in counts.items()) or 'none'}).", ""]
+    if unreadable:
+        sections += ["Skipped while reading `results.jsonl` (not counted anywhere below): " + "; ".join(unreadable) + ".", ""]
     if superseded:
         labels = ", ".join(sorted({r["model"] for r in superseded}))
         sections += [
@@ -552,5 +650,12 @@ def write_report(results: str | os.PathLike, out_dir: str | os.PathLike | None =
     if plots:
         sections += ["## Plots", ""] + [f"![{p}](plots/{p})" for p in plots] + [""]
     atomic_write_text(out / "report.md", "\n".join(sections))
-    atomic_write_text(out / "summary.json", json.dumps({"protocols": summary, "plots": plots}, indent=2, sort_keys=True))
+    document: dict[str, Any] = {"protocols": summary, "plots": plots}
+    if unreadable:
+        document["unreadable"] = {"notes": unreadable, "lines": usable.lines_skipped, "rows": usable.rows_skipped}
+    atomic_write_text(out / "summary.json", json.dumps(document, indent=2, sort_keys=True))
     return summary
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=3)

@@ -8,9 +8,10 @@ Writing: each row is serialized to one complete line and written with a single
 exclusive ``flock`` on the store, so two runs cannot interleave; when it opens the store
 it cuts a trailing partial line (a row whose write was interrupted: never a result).
 
-Reading ignores a trailing partial line and undecodable lines, and keeps one row per key:
+Reading skips a trailing partial line and undecodable lines, and keeps one row per key:
 the first ``"ok"`` row if there is one (an ``ok`` task is never re-run), otherwise the
-latest row (a failed or skipped task is retried by the next run).
+latest row (a failed or skipped task is retried by the next run). :meth:`ResultStore.scan`
+also says which lines it skipped and why.
 
 Big artefacts go to side files written atomically by :func:`atomic_write_bytes`
 (temporary file in the same folder, fsync, ``os.replace``).
@@ -23,12 +24,17 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from psilon.bench.protocols import canonical_json
 
-__all__ = ["ResultStore", "StoreLockedError", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["ResultStore", "StoreLockedError", "StoreScan", "atomic_write_bytes", "atomic_write_text"]
+
+NOT_JSON = "not JSON (a store line is one JSON object)"
+NOT_A_ROW = "not a JSON object with a 'key'"
+TORN = "torn last line (no newline at the end: its write was interrupted; the next 'psilon bench' run cuts it)"
 
 
 class StoreLockedError(RuntimeError):
@@ -56,6 +62,18 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+@dataclass
+class StoreScan:
+    """What a read of the store found: the rows (one per key) and the lines it skipped.
+
+    ``skipped`` holds ``(line number, reason)`` pairs, lines counted from 1.
+    """
+
+    rows: list[dict[str, Any]]
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    lines: int = 0
+
+
 class ResultStore:
     """The JSON-lines file at ``path`` (created on first write)."""
 
@@ -64,31 +82,45 @@ class ResultStore:
         self._fd: int | None = None
 
     # ------------------------------------------------------------------ reading
-    def _lines(self) -> Iterator[dict[str, Any]]:
+    def _lines(self, skipped: list[tuple[int, str]]) -> Iterator[dict[str, Any]]:
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
             return
-        complete, _, _partial = data.rpartition(b"\n")
-        for line in complete.split(b"\n"):
+        complete, _, partial = data.rpartition(b"\n")
+        lines = complete.split(b"\n") if complete or data.endswith(b"\n") else []
+        for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            except ValueError:  # not JSON, or not UTF-8
+                skipped.append((number, NOT_JSON))
                 continue
             if isinstance(row, dict) and "key" in row:
                 yield row
+            else:
+                skipped.append((number, NOT_A_ROW))
+        if partial.strip():
+            skipped.append((len(lines) + 1, TORN))
 
-    def rows(self) -> list[dict[str, Any]]:
-        """One row per task key (see the module docstring for which one), in file order."""
+    def scan(self) -> StoreScan:
+        """One row per task key (see the module docstring for which one), in file order,
+        and the lines skipped with the reason."""
+        skipped: list[tuple[int, str]] = []
         chosen: dict[str, dict[str, Any]] = {}
-        for row in self._lines():
+        count = 0
+        for row in self._lines(skipped):
+            count += 1
             previous = chosen.get(row["key"])
             if previous is not None and previous.get("status") == "ok":
                 continue
             chosen[row["key"]] = row
-        return list(chosen.values())
+        return StoreScan(list(chosen.values()), skipped, count + len(skipped))
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per task key (see the module docstring for which one), in file order."""
+        return self.scan().rows
 
     def finished_keys(self) -> set[str]:
         """Keys of the tasks that finished successfully (a re-run skips them)."""
