@@ -37,18 +37,25 @@ class _Recorder(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
-def record_gemms(step) -> tuple[callable, float]:
-    """Run ``step()`` once; return ``(replay, flops)``: a function replaying its GEMMs and their FLOPs."""
-    from psilon.nn import layers
+def record_gemms(step, nets=()) -> tuple[callable, float]:
+    """Run ``step()`` once; return ``(replay, flops)``: a function replaying its GEMMs and their FLOPs.
 
+    ``nets``: the psilon networks the step trains. Compiled kernels cannot run under a
+    dispatch mode, so their layers run eager while recording (the GEMMs are the same)
+    and get their ``compiled_kernels`` flags back afterwards. Networks are eager unless
+    ``set_compiled_kernels(True)`` was called on them.
+    """
+    layers = [layer for net in nets for layer in net.layers()]
+    flags = [layer.compiled_kernels for layer in layers]
     rec = _Recorder()
-    fusion = layers._FUSION_OK
-    layers._FUSION_OK = False  # compiled kernels cannot run under a dispatch mode; GEMMs are the same
     try:
+        for layer in layers:
+            layer.compiled_kernels = False
         with rec:
             step()
     finally:
-        layers._FUSION_OK = fusion
+        for layer, flag in zip(layers, flags):
+            layer.compiled_kernels = flag
     calls = rec.calls
     flops = sum(_flops(func, args) for func, args, _ in calls)
 

@@ -1,18 +1,20 @@
-"""The torch.compile'd (fused) weight-normalization kernels equal the eager ones.
+"""The switch of the torch.compile'd (fused) weight-normalization kernels.
 
-Fusion normally starts at ``FUSE_MIN_NUMEL`` weight elements (paper-size stacked
-layers); these tests lower the threshold to 0 so that tiny networks take the fused path.
+Networks start eager; ``set_compiled_kernels(True)`` turns compilation on for the layers
+whose weight has at least ``min_numel`` elements (default ``FUSE_MIN_NUMEL``, paper-size
+stacked layers). These tests pass ``min_numel=0`` so that tiny networks take the compiled
+path, and replace the public ``torch.compile`` where they need a failing or counted one.
 """
 
 from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
-from psilon.nn import WeightNormNet
-from psilon.nn import layers as L
+from psilon.nn import FUSE_MIN_NUMEL, PSiLONNet, WeightNormNet, clear_compiled_kernels
 
 needs_compiler = pytest.mark.skipif(
     not any(shutil.which(c) for c in ("g++", "c++", "clang++")),
@@ -45,17 +47,42 @@ def _randomized(opts, seed):
     return net
 
 
+def _counting_compile(monkeypatch):
+    """Replace ``torch.compile`` by a wrapper that records the compiled functions' names."""
+    real, names = torch.compile, []
+
+    def compile_and_count(fn, **kwargs):
+        names.append(fn.__name__)
+        return real(fn, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", compile_and_count)
+    clear_compiled_kernels()
+    return names
+
+
+def test_default_is_eager_and_the_switch_sets_every_layer():
+    net = PSiLONNet(4, 1, width=8, depth=4)
+    assert all(layer.compiled_kernels is False for layer in net.layers())
+    assert net.set_compiled_kernels(True) is net
+    assert all(layer.compiled_kernels and layer.compile_min_numel == FUSE_MIN_NUMEL for layer in net.layers())
+    net.set_compiled_kernels(False, min_numel=np.int64(10))
+    assert all(not layer.compiled_kernels and layer.compile_min_numel == 10 for layer in net.layers())
+    with pytest.raises(ValueError, match="enabled must be True or False"):
+        net.set_compiled_kernels("yes")
+    with pytest.raises(ValueError, match="min_numel must be an integer >= 0"):
+        net.set_compiled_kernels(True, min_numel=-1)
+
+
 @needs_compiler
 @pytest.mark.parametrize("opts", VARIANTS, ids=["psilon-net", "standard-net", "psilon-resnet"])
 def test_fused_kernels_equal_eager(opts, monkeypatch):
-    monkeypatch.setattr(L, "FUSE_MIN_NUMEL", 0)
-    monkeypatch.setattr(L, "_FUSION_OK", True)
-    net = _randomized(opts, 0)
+    names = _counting_compile(monkeypatch)
+    net = _randomized(opts, 0).set_compiled_kernels(True, min_numel=0)
     x = torch.randn(5, 4, dtype=torch.float64)
     fused_out, fused_grads = _outputs_and_grads(net, x)
-    assert L._FUSION_OK, "the fused path fell back to eager"
-    assert set(L._FUSED) == {L._normalize, L._normalization_backward}
-    monkeypatch.setattr(L, "_FUSION_OK", False)
+    assert all(layer.compiled_kernels for layer in net.layers()), "the fused path fell back to eager"
+    assert sorted(names) == ["_normalization_backward", "_normalize"]
+    net.set_compiled_kernels(False)
     eager_out, eager_grads = _outputs_and_grads(net, x)
     torch.testing.assert_close(fused_out, eager_out, rtol=1e-12, atol=1e-12)
     for a, b in zip(fused_grads, eager_grads):
@@ -69,24 +96,33 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
 
         return call
 
-    monkeypatch.setattr(L, "FUSE_MIN_NUMEL", 0)
-    monkeypatch.setattr(L, "_FUSION_OK", True)
-    monkeypatch.setattr(L, "_FUSED", {})
     monkeypatch.setattr(torch, "compile", broken_compile)
+    clear_compiled_kernels()
     net = _randomized(VARIANTS[0], 1)
     x = torch.randn(5, 4, dtype=torch.float64)
+    ref_out, ref_grads = _outputs_and_grads(net, x)  # eager (the default)
+    net.set_compiled_kernels(True, min_numel=0)
     with pytest.warns(RuntimeWarning, match="torch.compile of the weight-normalization kernels failed"):
         out, grads = _outputs_and_grads(net, x)
-    assert not L._FUSION_OK
-    monkeypatch.setattr(L, "FUSE_MIN_NUMEL", 1 << 62)
-    ref_out, ref_grads = _outputs_and_grads(net, x)
+    assert not any(layer.compiled_kernels for layer in net.layers()), "a failed layer must switch itself off"
     torch.testing.assert_close(out, ref_out, rtol=0, atol=0)
     for a, b in zip(grads, ref_grads):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+    clear_compiled_kernels()  # drop the broken functions from the process-wide cache
 
 
-def test_small_weights_stay_eager(monkeypatch):
-    monkeypatch.setattr(L, "_FUSED", {})
-    net = _randomized(VARIANTS[0], 2)
+def test_only_the_large_layers_compile(monkeypatch):
+    names = _counting_compile(monkeypatch)
+    net = _randomized(VARIANTS[0], 2).set_compiled_kernels(True)  # default threshold: all tiny
     _outputs_and_grads(net, torch.randn(5, 4, dtype=torch.float64))
-    assert L._FUSED == {}, "weights below FUSE_MIN_NUMEL must not trigger a compilation"
+    assert names == [], "weights below FUSE_MIN_NUMEL must not trigger a compilation"
+    assert all(layer.compiled_kernels for layer in net.layers()), "the switch stays on; the size decides"
+
+
+def test_eager_network_never_compiles(monkeypatch):
+    names = _counting_compile(monkeypatch)
+    net = _randomized(VARIANTS[2], 3)
+    for layer in net.layers():
+        layer.compile_min_numel = 0  # would compile at any size, but the switch is off
+    _outputs_and_grads(net, torch.randn(5, 4, dtype=torch.float64))
+    assert names == []

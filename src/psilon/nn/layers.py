@@ -20,20 +20,37 @@ projection lands on the unit L1 *sphere* and is exactly sparse; it is invariant 
 the scale of ``v`` like the normalization itself. Signs agree between the two terms,
 so every row of the blend keeps unit L1 norm and the closed-form path norm stays
 exact throughout pruning. At ``a = 1`` the weights are exactly sparse.
+
+Compiled kernels: every layer has a boolean attribute ``compiled_kernels``, **False by
+default (eager kernels)**. When it is True and the layer's ``direction`` has at least
+``compile_min_numel`` (default :data:`FUSE_MIN_NUMEL`) elements, the normalization and
+its backward run through ``torch.compile`` (one fused loop instead of 4-6 passes over
+the weight). :meth:`psilon.nn.WeightNormNet.set_compiled_kernels` switches a whole
+network. If compilation fails (e.g. no C++ compiler) psilon warns and turns that
+layer's flag off; the compiled functions themselves are cached per process
+(:func:`clear_compiled_kernels` empties that cache).
+
+Path steps: each layer contributes its own step of the path-sum chains of
+:mod:`psilon.pathnorm` (:meth:`NormalizedLinear.path_step`,
+:meth:`CReLULinear.path_step`): ``u <- M u (+ skip term) (+ |b|)`` with ``M`` built from
+``|W|`` (or ``W~`` / ``|W+| + |W-|`` / the tight Jacobian bound for a CReLU pair).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import os
 import warnings
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .checks import check_bool, check_choice, check_int
+
 _NORMS = ("l1", "l2")
+#: Modes of the path-sum chains (see :meth:`NormalizedLinear.path_step`).
+PATH_MODES = ("paths", "improved", "tight")
 
 
 def project_l1_ball(v: Tensor, radius: float = 1.0) -> Tensor:
@@ -132,45 +149,52 @@ def _normalize(v: Tensor, g: Tensor, norm: str, crelu: bool) -> tuple[Tensor, Te
     return v * (g.unsqueeze(-1) / n), n
 
 
-# ----------------------------------------------------------------- fused kernels
-#: Weights with at least this many elements run the two functions above through
-#: ``torch.compile`` (one fused loop instead of 4-6 passes over the weight). Below it
-#: the eager kernels are as fast and compiling would only cost start-up time.
+# ----------------------------------------------------------------- compiled kernels
+#: Layers with ``compiled_kernels`` on run the two functions above through
+#: ``torch.compile`` when their weight has at least this many elements (the default of
+#: ``compile_min_numel``). Below it the eager kernels are as fast and compiling would
+#: only cost start-up time.
 FUSE_MIN_NUMEL = 1 << 20
-_FUSED: dict = {}
-_FUSION_OK = os.environ.get("PSILON_FUSED_KERNELS", "1") != "0"
+#: Process-wide cache ``eager function -> torch.compile'd function``: a cache, not a
+#: switch (whether a layer uses it is the layer's ``compiled_kernels`` attribute).
+_COMPILED: dict = {}
 
 
-def _kernel(fn, v: Tensor):
-    """``fn`` itself, or for a weight ``v`` of at least :data:`FUSE_MIN_NUMEL` elements its
-    ``torch.compile``'d version.
+def clear_compiled_kernels() -> None:
+    """Empty the process-wide cache of compiled kernels; the next compiled call compiles anew."""
+    _COMPILED.clear()
 
-    Compilation happens once per process and function (dynamic shapes); if it fails (e.g.
-    no C++ compiler) a warning says so and psilon keeps the eager kernels.
-    ``PSILON_FUSED_KERNELS=0`` turns fusion off.
-    """
-    if not _FUSION_OK or v.numel() < FUSE_MIN_NUMEL:
+
+def _kernel(fn, owner):
+    """``fn`` itself (``owner`` None: eager), or a call of its ``torch.compile``'d version on
+    behalf of the layer ``owner`` that falls back to ``fn`` if compilation fails."""
+    if owner is None:
         return fn
-    return functools.partial(_call_fused, fn)
+    return functools.partial(_call_compiled, fn, owner)
 
 
-def _call_fused(fn, *args):
-    global _FUSION_OK
-    compiled = _FUSED.get(fn)
+def _call_compiled(fn, owner, *args):
+    compiled = _COMPILED.get(fn)
     if compiled is None:
-        compiled = _FUSED[fn] = torch.compile(fn, dynamic=True, fullgraph=True)
+        compiled = _COMPILED[fn] = torch.compile(fn, dynamic=True, fullgraph=True)
     try:
         return compiled(*args)
     except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back, loudly
-        _FUSION_OK = False
+        owner.compiled_kernels = False
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
         warnings.warn(
             f"psilon: torch.compile of the weight-normalization kernels failed ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}); using the eager kernels (slower on large "
-            "weights). Set PSILON_FUSED_KERNELS=0 to silence this.",
+            f"{first_line}); this layer now uses the eager kernels (slower on large weights). "
+            "Call set_compiled_kernels(False) on the network to silence this.",
             RuntimeWarning,
             stacklevel=4,
         )
         return fn(*args)
+
+
+def _still_compiled(owner):
+    """``owner`` unless its compilation failed during the forward (then eager: ``None``)."""
+    return owner if owner is not None and owner.compiled_kernels else None
 
 
 class _NormalizedWeight(torch.autograd.Function):
@@ -181,19 +205,19 @@ class _NormalizedWeight(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, v: Tensor, g: Tensor, norm: str, crelu: bool) -> Tensor:
-        w, n = _kernel(_normalize, v)(v, g, norm, crelu)
+    def forward(ctx, v: Tensor, g: Tensor, norm: str, crelu: bool, owner) -> Tensor:
+        w, n = _kernel(_normalize, owner)(v, g, norm, crelu)
         ctx.save_for_backward(v, g, n)
-        ctx.norm, ctx.crelu = norm, crelu
+        ctx.norm, ctx.crelu, ctx.owner = norm, crelu, owner
         return w
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         v, g, n = ctx.saved_tensors
-        grad_v, grad_g = _kernel(_normalization_backward, v)(
+        grad_v, grad_g = _kernel(_normalization_backward, _still_compiled(ctx.owner))(
             ctx.needs_input_grad[:2], grad, v, g, n, ctx.norm, ctx.crelu
         )
-        return grad_v, grad_g, None, None
+        return grad_v, grad_g, None, None, None
 
 
 class _NormalizedLinear(torch.autograd.Function):
@@ -208,8 +232,8 @@ class _NormalizedLinear(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, v: Tensor, g: Tensor, b: Tensor, norm: str, crelu: bool) -> Tensor:
-        w, n = _kernel(_normalize, v)(v, g, norm, crelu)
+    def forward(ctx, x: Tensor, v: Tensor, g: Tensor, b: Tensor, norm: str, crelu: bool, owner) -> Tensor:
+        w, n = _kernel(_normalize, owner)(v, g, norm, crelu)
         k, out, d = w.shape
         if x.dim() == 2:
             y = torch.addmm(b.reshape(1, k * out), x, w.reshape(k * out, d).t())
@@ -221,7 +245,7 @@ class _NormalizedLinear(torch.autograd.Function):
         else:
             y = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
         ctx.save_for_backward(x, v, g, n, w)
-        ctx.norm, ctx.crelu = norm, crelu
+        ctx.norm, ctx.crelu, ctx.owner = norm, crelu, owner
         return y
 
     @staticmethod
@@ -245,10 +269,10 @@ class _NormalizedLinear(torch.autograd.Function):
                 # broadcast multiply computes far faster than a GEMM with inner dimension 1
                 grad_x = gy * w if out == 1 else torch.bmm(gy, w)
         grad_b = gy.sum(1) if ctx.needs_input_grad[3] else None
-        grad_v, grad_g = _kernel(_normalization_backward, v)(
+        grad_v, grad_g = _kernel(_normalization_backward, _still_compiled(ctx.owner))(
             ctx.needs_input_grad[1:3], grad_w, v, g, n, ctx.norm, ctx.crelu
         )
-        return grad_x, grad_v, grad_g, grad_b, None, None
+        return grad_x, grad_v, grad_g, grad_b, None, None, None
 
 
 class _CReLU(torch.autograd.Function):
@@ -292,14 +316,21 @@ def _linear(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
     return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
 
 
-def _check_norm(norm: str) -> None:
-    if norm not in _NORMS:
-        raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
+def _matvec(m: Tensor, u: Tensor) -> Tensor:
+    """``(K, out, in) @ (K, in) -> (K, out)``."""
+    return torch.bmm(m, u.unsqueeze(-1)).squeeze(-1)
 
 
-def _check_size(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def _shrink(v: Tensor, mag: Tensor) -> Tensor:
+    """``sign(v) * max(|v| - tau, 0)`` with, per row, the threshold ``tau`` of the Euclidean
+    projection of the magnitudes ``mag`` (``|v|``, or ``W~`` of a CReLU pair) onto the unit
+    L1 ball; ``tau = 0`` for rows already inside the ball.
+
+    The projection is ``max(mag - tau, 0)``: ``mag - P(mag)`` equals ``tau`` on the kept
+    coordinates and is ``<= tau`` elsewhere, so its row maximum is ``tau``.
+    """
+    tau = (mag - project_l1_ball(mag)).amax(dim=-1, keepdim=True)
+    return torch.sign(v) * (v.abs() - tau).clamp_min(0)
 
 
 def _orthogonal(members: int, out_features: int, in_features: int) -> Tensor:
@@ -310,7 +341,16 @@ def _orthogonal(members: int, out_features: int, in_features: int) -> Tensor:
 
 
 class _NormalizedBase(nn.Module):
-    """Shared parameter handling of the normalized layers (lengths, bias, pruning)."""
+    """Shared parameter handling of the normalized layers (lengths, bias, pruning, kernels, path steps)."""
+
+    #: True for the CReLU pair (normalized by ``W~ = max(|V+|, |V-|)``).
+    _crelu = False
+    #: Run the normalization through ``torch.compile``'d kernels. Default ``False`` (eager);
+    #: set it with :meth:`psilon.nn.WeightNormNet.set_compiled_kernels`. Only weights of at
+    #: least :attr:`compile_min_numel` elements compile; a compile failure warns and resets it.
+    compiled_kernels: bool = False
+    #: Smallest ``direction.numel()`` for which :attr:`compiled_kernels` takes effect.
+    compile_min_numel: int = FUSE_MIN_NUMEL
 
     def __init__(
         self,
@@ -323,37 +363,40 @@ class _NormalizedBase(nn.Module):
         init_length: float,
     ) -> None:
         super().__init__()
-        _check_size("in_features", in_features)
-        _check_size("out_features", out_features)
-        _check_size("members", members)
-        _check_norm(norm)
-        self.in_features = in_features
-        self.out_features = out_features
-        self.members = members
-        self.norm = norm
-        self.shared = bool(shared)
-        n_len = 1 if self.shared else out_features
-        self.length = nn.Parameter(torch.full((members, n_len), float(init_length)))
-        self.bias = nn.Parameter(torch.zeros(members, out_features))
+        self.in_features = check_int("in_features", in_features)
+        self.out_features = check_int("out_features", out_features)
+        self.members = check_int("members", members)
+        self.norm = check_choice("norm", norm, _NORMS)
+        self.shared = check_bool("shared", shared)
+        self.compiled_kernels = False
+        self.compile_min_numel = FUSE_MIN_NUMEL
+        n_len = 1 if self.shared else self.out_features
+        self.length = nn.Parameter(torch.full((self.members, n_len), float(init_length)))
+        self.bias = nn.Parameter(torch.zeros(self.members, self.out_features))
         self.register_buffer("prune_alpha", torch.zeros(()))
-
-    #: True for the CReLU pair (normalized by ``W~ = max(|V+|, |V-|)``).
-    _crelu = False
 
     def _scale(self) -> Tensor:
         """Lengths broadcastable against ``(K, out, in)``."""
         return self.length.unsqueeze(-1)
 
+    def _kernel_owner(self):
+        """``self`` when this layer runs the compiled kernels now, else ``None`` (eager)."""
+        if self.compiled_kernels and self.direction.numel() >= self.compile_min_numel:
+            return self
+        return None
+
     def weight(self) -> Tensor:
         """Effective weight ``W = g * unit_weight()``, ``(K, out, d)``."""
         if float(self.prune_alpha) == 0.0:
-            return _NormalizedWeight.apply(self.direction, self.length, self.norm, self._crelu)
+            return _NormalizedWeight.apply(self.direction, self.length, self.norm, self._crelu, self._kernel_owner())
         return self._scale() * self.unit_weight()
 
     def _affine(self, x: Tensor) -> Tensor:
         """``x W^T + b`` for ``x`` ``(batch, d)`` or ``(K, batch, d)``, output ``(K, batch, out)``."""
         if float(self.prune_alpha) == 0.0:
-            return _NormalizedLinear.apply(x, self.direction, self.length, self.bias, self.norm, self._crelu)
+            return _NormalizedLinear.apply(
+                x, self.direction, self.length, self.bias, self.norm, self._crelu, self._kernel_owner()
+            )
         return _linear(x, self.weight(), self.bias)
 
     def unit_weight(self) -> Tensor:
@@ -368,6 +411,61 @@ class _NormalizedBase(nn.Module):
             raise ValueError("pruning is defined for L1-normalized layers only (norm='l1')")
         return (1.0 - a) * unit + a * self.pruned_direction()
 
+    # ------------------------------------------------------------ projected gradient
+    @torch.no_grad()
+    def project_direction_(self) -> None:
+        """Put every row of ``direction`` (of ``W~`` for a CReLU pair) on the unit L1 sphere, in place.
+
+        Rows whose L1 norm exceeds 1 are replaced by their Euclidean projection onto the
+        unit L1 ball, ``sign(v) * max(|v| - tau, 0)``, which lies on the sphere (for a
+        CReLU pair ``tau`` comes from ``W~`` and thresholds both halves, as in
+        :meth:`CReLULinear.pruned_direction`). Rows inside the ball (the projection leaves
+        them as they are) are scaled to unit L1 norm. All-zero rows stay zero.
+
+        What changes in the layer's function: the effective weight ``g v / ||v||_1`` of a
+        row that was outside the ball becomes ``g max(|v| - tau, 0) sign(v)``: the
+        soft-thresholding (exact zeros, smaller entries shrunk by ``tau``, relative to the
+        row's raw scale). Rows inside the ball keep their effective weight (to rounding:
+        the normalization is scale-invariant). Lengths and biases are untouched. The
+        operation is idempotent. Requires ``norm='l1'``.
+        """
+        if self.norm != "l1":
+            raise ValueError(
+                f"projecting directions onto the unit L1 sphere needs norm='l1'; this layer has norm={self.norm!r}"
+            )
+        v = self.direction
+        p = _shrink(v, _tilde(v) if self._crelu else v.abs())
+        # p is on the sphere up to rounding (or inside, if the row was): divide by its norm
+        v.copy_(p / _denominator(p, "l1", self._crelu))
+
+    # ------------------------------------------------------------ path sums
+    def path_step(self, u: Tensor, mode: str = "paths", *, skip: bool = False, include_bias: bool = False) -> Tensor:
+        """This layer's step of a path-sum chain: ``u`` ``(K, in)`` -> ``(K, out)``.
+
+        ``u`` holds, per member, the non-negative path sums arriving at each input; the
+        step returns ``M u``, plus this layer's skip term when it sits on a residual
+        connection ``z + layer(z)`` (``skip=True``), plus ``|b|`` with ``include_bias``
+        (paths that start at the bias). ``M`` and the skip term depend on ``mode``:
+
+        * plain layer, every mode: ``M = |W|``; skip term ``u`` (``|I + W D| <= I + |W|``).
+        * CReLU pair, ``'paths'`` (1-path-norm / original bound): ``M = |W+| + |W-|``; skip
+          term ``2 u`` (the identity path through each half of the CReLU).
+        * CReLU pair, ``'improved'``: ``M = W~ = max(|W+|, |W-|)``; skip term ``u``.
+        * CReLU pair, ``'tight'``: on a residual connection ``max(|I + W+|, |I + W-|) u``
+          (skip included); otherwise as ``'improved'``.
+        """
+        check_choice("mode", mode, PATH_MODES)
+        if check_bool("skip", skip) and self.in_features != self.out_features:
+            raise ValueError(
+                f"a skip connection needs in_features == out_features, got {self.in_features} -> {self.out_features}"
+            )
+        new = self._path_propagate(u, mode, skip)
+        return new + self.bias.abs() if check_bool("include_bias", include_bias) else new
+
+    def _path_propagate(self, u: Tensor, mode: str, skip: bool) -> Tensor:
+        new = _matvec(self.abs_weight(), u)
+        return new + u if skip else new
+
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -380,6 +478,9 @@ class NormalizedLinear(_NormalizedBase):
 
     Parameters: ``direction`` ``(K, out, in)`` (orthogonal init per member),
     ``length`` ``(K, 1)`` if shared else ``(K, out)``, ``bias`` ``(K, out)``.
+    Sizes are any positive integers (``numbers.Integral``, numpy integers included);
+    ``shared`` must be a bool. Attribute ``compiled_kernels`` (default ``False``: eager
+    kernels) switches the ``torch.compile``'d normalization on for large weights.
 
     Input ``(batch, in)`` (shared by all members) or ``(K, batch, in)``;
     output ``(K, batch, out)``.
@@ -398,7 +499,7 @@ class NormalizedLinear(_NormalizedBase):
         super().__init__(
             in_features, out_features, members=members, norm=norm, shared=shared, init_length=init_length
         )
-        self.direction = nn.Parameter(_orthogonal(members, out_features, in_features))
+        self.direction = nn.Parameter(_orthogonal(self.members, self.out_features, self.in_features))
 
     def pruned_direction(self) -> Tensor:
         """``P(v)``: projection of ``v/||v||_2`` onto the unit L1 ball, ``(K, out, in)``."""
@@ -417,12 +518,13 @@ class CReLULinear(_NormalizedBase):
     """Concatenated-ReLU linear pair: ``y = W+ relu(z) + W- (-relu(-z)) + b``.
 
     ``W± = g * V± / ||max(|V+|, |V-|)||`` row-wise (L1 or L2 of ``W~``), so the rows of
-    ``W~ = max(|W+|, |W-|)`` have norm ``|g|``. With ``tied_init`` the two halves start
-    equal (W+ = W-: the layer "looks linear" at init).
+    ``W~ = max(|W+|, |W-|)`` have norm ``|g|``. With ``tied_init`` (a bool) the two halves
+    start equal (W+ = W-: the layer "looks linear" at init).
 
     Parameters: ``direction`` ``(K, out, 2*in)`` holding ``[V+, V-]``, ``length``,
     ``bias``. Input ``(K, batch, in)`` or ``(batch, in)``; output ``(K, batch, out)``.
-    ``weight()`` returns ``[W+, W-]``, ``(K, out, 2*in)``.
+    ``weight()`` returns ``[W+, W-]``, ``(K, out, 2*in)``. ``compiled_kernels`` as for
+    :class:`NormalizedLinear` (default ``False``).
     """
 
     _crelu = True
@@ -441,8 +543,9 @@ class CReLULinear(_NormalizedBase):
         super().__init__(
             in_features, out_features, members=members, norm=norm, shared=shared, init_length=init_length
         )
-        v = _orthogonal(members, out_features, in_features)
-        v_minus = v.clone() if tied_init else _orthogonal(members, out_features, in_features)
+        v = _orthogonal(self.members, self.out_features, self.in_features)
+        tied = check_bool("tied_init", tied_init)
+        v_minus = v.clone() if tied else _orthogonal(self.members, self.out_features, self.in_features)
         self.direction = nn.Parameter(torch.cat([v, v_minus], dim=-1))
 
     def _halves(self, w: Tensor) -> tuple[Tensor, Tensor]:
@@ -453,11 +556,7 @@ class CReLULinear(_NormalizedBase):
         v = self.direction
         tilde = _tilde(v)
         s = _row_norm(tilde, "l2")
-        t = tilde / s
-        # The projection is sign(t) max(t - tau, 0): t - P(t) equals tau on the kept
-        # coordinates and is <= tau elsewhere, so its row maximum is tau (0 inside the ball).
-        tau = (t - project_l1_ball(t)).amax(dim=-1, keepdim=True)
-        return torch.sign(v) * (v.abs() / s - tau).clamp_min(0)
+        return _shrink(v / s, tilde / s)
 
     def weight_pair(self) -> tuple[Tensor, Tensor]:
         """``(W+, W-)``, each ``(K, out, in)``."""
@@ -466,6 +565,18 @@ class CReLULinear(_NormalizedBase):
     def abs_weight(self) -> Tensor:
         """``W~ = max(|W+|, |W-|)``, ``(K, out, in)``: the entrywise Jacobian bound."""
         return _tilde(self.weight())
+
+    def _path_propagate(self, u: Tensor, mode: str, skip: bool) -> Tensor:
+        if mode == "paths":
+            w_plus, w_minus = self.weight_pair()
+            new = _matvec(w_plus.abs() + w_minus.abs(), u)
+            return new + 2.0 * u if skip else new
+        if mode == "improved" or not skip:
+            return super()._path_propagate(u, mode, skip)
+        # tight bound of a residual block's Jacobian I + W+ D+ + W- D- (D+ + D- = I)
+        w_plus, w_minus = self.weight_pair()
+        eye = torch.eye(self.out_features, dtype=u.dtype, device=u.device)
+        return _matvec(torch.maximum((eye + w_plus).abs(), (eye + w_minus).abs()), u)
 
     def forward(self, z: Tensor) -> Tensor:
         return self._affine(crelu(z))
