@@ -36,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for the provenance log
     return int(args.func(args) or 0)
 
 

@@ -62,3 +62,48 @@ def test_top_level_psilon_command_has_bench_and_report(capsys):
         psilon_main(["bench", "--help"])
     assert "paper-tabular" in capsys.readouterr().out
     assert psilon_main(["report", "/nonexistent/results"]) == 2
+
+
+# ------------------------------------------------------------------------- issue #13
+
+
+@pytest.fixture
+def linear_protocol_file(tmp_path, tiny_protocol):
+    """The tiny protocol with its linear model only: 4 tasks of well under a second."""
+    spec = tiny_protocol.to_dict()
+    spec["models"] = [m for m in spec["models"] if m["label"] == "linear"]
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def test_only_commands_that_ran_are_recorded(tmp_path, linear_protocol_file, capsys, monkeypatch):
+    import psilon.bench.runner as runner
+    from psilon.bench.runner import STORE_NAME
+    from psilon.bench.store import ResultStore
+
+    out = tmp_path / "out"
+    base = ["bench", str(linear_protocol_file), "--out", str(out), "--no-progress"]
+    assert main([*base, "--models", "nope"]) == 2  # refused at validation
+    assert "nope" in capsys.readouterr().err
+    assert not (out / "commands.txt").exists() and not (out / "protocol.json").exists()
+    out.mkdir()
+    with ResultStore(out / STORE_NAME):  # another run holds the store
+        assert main(base) == 2
+    assert "another process is writing" in capsys.readouterr().err
+    assert not (out / "commands.txt").exists() and not (out / "protocol.json").exists()
+
+    def unreachable(*args, **kwargs):
+        raise OSError("Timed out trying to connect to tcp://127.0.0.1:1")
+        yield
+
+    with monkeypatch.context() as patch:  # the executor fails before any task ran
+        patch.setattr(runner, "_execute_all", unreachable)
+        assert main(base) == 2
+    assert "Timed out" in capsys.readouterr().err and not (out / "commands.txt").exists()
+    assert main(base) == 0  # runs the 4 tasks
+    assert (out / "commands.txt").read_text() == "psilon " + " ".join(base) + "\n"
+    assert main(base) == 0  # nothing left to run: not a run of the benchmark
+    assert (out / "commands.txt").read_text().count("\n") == 1
+    report = (out / "report.md").read_text()
+    assert "nope" not in report and "ran 2 times" not in report and "psilon bench" in report

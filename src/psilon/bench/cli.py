@@ -82,9 +82,6 @@ def _bench(args: argparse.Namespace) -> int:
     try:
         protocol = get_protocol(args.protocol)
         out = Path(args.out) if args.out else Path("results") / protocol.name
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / "commands.txt", "a") as log:
-            log.write("psilon " + " ".join(shlex.quote(a) for a in sys.argv[1:]) + "\n")
         summary = run_protocol(
             protocol,
             out,
@@ -95,6 +92,7 @@ def _bench(args: argparse.Namespace) -> int:
             models=args.models,
             threads=args.threads,
             progress=not args.no_progress,
+            command=_command_line(args),
         )
     except (DatasetError, StoreLockedError, ValueError, RuntimeError, OSError) as exc:  # OSError: scheduler unreachable
         print(f"psilon bench: error: {exc}", file=sys.stderr)
@@ -126,6 +124,12 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_line(args: argparse.Namespace) -> str:
+    """The command as typed (``args.argv``, set by ``main``; else ``sys.argv``), for ``commands.txt``."""
+    argv = getattr(args, "argv", None)
+    return "psilon " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+
+
 def _warner(command: str):
     """A ``warn`` callback for :func:`~psilon.bench.report.write_report`: one line on stderr."""
 
@@ -140,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m psilon.bench.cli", description=__doc__)
     register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     return int(args.func(args) or 0)
 
 

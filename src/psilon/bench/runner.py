@@ -3,6 +3,8 @@
 Layout of an output folder ``out``:
 
 - ``out/results.jsonl``: the :class:`~psilon.bench.store.ResultStore`, one row per task;
+- ``out/commands.txt``: the command lines that ran tasks into the folder, one per run;
+- ``out/protocol.json``: the protocol of the latest run;
 - ``out/curves/<task key>.json``: training curves of a task, when its model has them
   (written atomically by the main process, so Dask workers need no shared output folder;
   they do need to see the data folder).
@@ -41,6 +43,8 @@ __all__ = ["PreparedSplit", "RunSummary", "STORE_NAME", "execute_task", "prepare
 
 #: File name of the store inside an output folder.
 STORE_NAME = "results.jsonl"
+#: File name of the log of the commands that ran into an output folder.
+COMMANDS_NAME = "commands.txt"
 CURVES_DIR = "curves"
 
 
@@ -228,6 +232,7 @@ def run_protocol(
     models: list[str] | None = None,
     threads: int = 1,
     progress: bool = True,
+    command: str | None = None,
 ) -> RunSummary:
     """Execute the unfinished tasks of ``protocol`` and append their rows to ``out_dir/results.jsonl``.
 
@@ -237,7 +242,11 @@ def run_protocol(
     protocol's datasets and select model labels. ``threads``: BLAS/OpenMP/torch threads
     inside one task (default 1: parallelism comes from running tasks side by side; on a
     shared machine, multi-threaded OpenMP in scikit-learn's gradient boosting can be
-    twenty times slower than one thread).
+    twenty times slower than one thread). ``command``: the command line that started the
+    run, appended to ``out_dir/commands.txt`` when its first result arrives; a command
+    refused (bad options, the store locked by another run, no scheduler), killed before
+    any task finished or with nothing left to do is not recorded. ``protocol.json`` is
+    written once the run holds the store.
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -245,23 +254,41 @@ def run_protocol(
     data_dir_str = None if folder is None else str(folder)
     tasks = protocol.tasks(datasets=datasets, models=models, data_dir=data_dir_str)
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "protocol.json", json.dumps(protocol.to_dict(), indent=2))
     with ResultStore(out_dir / STORE_NAME) as store:
+        atomic_write_text(out_dir / "protocol.json", json.dumps(protocol.to_dict(), indent=2))
         done = store.finished_keys()
         todo = [t for t in tasks if t.key not in done]
         summary = RunSummary(out_dir, total=len(tasks), already_done=len(tasks) - len(todo))
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(tasks), initial=summary.already_done, desc=protocol.name, unit="task", disable=not progress)
-        try:
-            for row in _execute_all(todo, data_dir_str, jobs=jobs, scheduler=scheduler, threads=threads):
-                _record(store, out_dir, row, summary)
-                bar.set_postfix(ok=summary.ok, error=summary.error, skipped=summary.skipped, refresh=False)
-                bar.update(1)
-        finally:
-            bar.close()
+        rows = _execute_all(todo, data_dir_str, jobs=jobs, scheduler=scheduler, threads=threads)
+        _record_all(rows, store, summary, protocol.name, progress, command)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _log_command(path: Path, command: str) -> None:
+    """Append one line to the command log (rewritten atomically: the old log or the new one)."""
+    old = path.read_text() if path.is_file() else ""
+    if old and not old.endswith("\n"):
+        old += "\n"
+    atomic_write_text(path, old + command.strip() + "\n")
+
+
+def _record_all(rows, store: ResultStore, summary: RunSummary, name: str, progress: bool, command: str | None) -> None:
+    """Append each row as it arrives, with a progress bar over all of the protocol's tasks;
+    log ``command`` before the first row."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=summary.total, initial=summary.already_done, desc=name, unit="task", disable=not progress)
+    try:
+        for row in rows:
+            if command:
+                _log_command(summary.out_dir / COMMANDS_NAME, command)
+                command = None
+            _record(store, summary.out_dir, row, summary)
+            bar.set_postfix(ok=summary.ok, error=summary.error, skipped=summary.skipped, refresh=False)
+            bar.update(1)
+    finally:
+        bar.close()
 
 
 def _execute_all(todo: list[Task], data_dir: str | None, *, jobs: int, scheduler: str | None, threads: int):
