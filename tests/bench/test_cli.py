@@ -107,3 +107,30 @@ def test_only_commands_that_ran_are_recorded(tmp_path, linear_protocol_file, cap
     assert (out / "commands.txt").read_text().count("\n") == 1
     report = (out / "report.md").read_text()
     assert "nope" not in report and "ran 2 times" not in report and "psilon bench" in report
+
+
+def _exit_code(call):
+    """The exit code of a command, whether it returns it or argparse exits with it."""
+    try:
+        return call()
+    except SystemExit as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize("threads", ["0", "-3", "two"])
+def test_bench_refuses_bad_threads_before_any_work(tmp_path, linear_protocol_file, capsys, threads):
+    out = tmp_path / "out"
+    argv = ["bench", str(linear_protocol_file), "--out", str(out), "--threads", threads, "--no-progress"]
+    assert _exit_code(lambda: main(argv)) == 2
+    assert "--threads" in capsys.readouterr().err
+    assert not out.exists()  # no store, no failed rows, no log
+
+
+@pytest.mark.parametrize("option", [{"threads": 0}, {"threads": -3}, {"jobs": 0}, {"jobs": -2}])
+def test_run_protocol_refuses_bad_threads_and_jobs(tmp_path, tiny_protocol, option):
+    from psilon.bench.runner import run_protocol
+
+    (name, value), = option.items()
+    with pytest.raises(ValueError, match=f"{name}="):
+        run_protocol(tiny_protocol, tmp_path / "out", progress=False, **option)
+    assert not (tmp_path / "out").exists()

@@ -78,3 +78,42 @@ def test_fig4_etas_l3_option(tmp_path):
     assert main(["recovery", "fig1", "--etas-l3", "0.3", "--out", str(tmp_path)]) == 2
     assert main(["recovery", "fig4", "--etas-l3", "0,0.3", "--out", str(tmp_path), "--trials", "1",
                  "--max-steps", "10", "--no-progress"]) == 2
+
+
+def _exit_code(call):
+    """The exit code of a command, whether it returns it or argparse exits with it."""
+    try:
+        return call()
+    except SystemExit as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["fig1", "--max-steps", "0"],
+        ["fig1", "--max-steps", "-5"],
+        ["fig1", "--lr", "0"],
+        ["fig1", "--lr", "nan"],
+        ["fig1", "--tol", "-1"],
+        ["fig1", "--eta", "0"],
+        ["fig1", "--seed", "-1"],
+        ["fig1", "--N", "0"],
+        ["fig1", "--M", "0"],
+        ["fig1", "--s", "0"],
+        ["fig1", "--alphas", "0,0.1"],
+        ["fig1", "--alphas", "inf"],
+        ["fig3", "--etas", "-1"],
+        ["phase", "--deltas", "0,0.5"],
+        ["phase", "--rhos", "0.2,-0.1"],
+    ],
+)
+def test_degenerate_options_are_refused_and_leave_the_figure_alone(tmp_path, capsys, argv):
+    name = {"phase": "fig6"}.get(argv[0], argv[0])
+    committed = {tmp_path / f"{name}.png": b"committed png", tmp_path / f"{name}.csv": b"committed csv"}
+    for path, data in committed.items():
+        path.write_bytes(data)
+    code = _exit_code(lambda: main(["recovery", *argv, "--out", str(tmp_path), "--trials", "1", "--no-progress"]))
+    assert code == 2
+    assert argv[1] in capsys.readouterr().err
+    assert {path: path.read_bytes() for path in committed} == committed

@@ -18,15 +18,19 @@ def _csv(text: str) -> list[str]:
 
 
 def _positive_or_all(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value == 0 or value < -1:
-        raise argparse.ArgumentTypeError("--jobs must be a positive number, or -1 for all cores")
+        raise argparse.ArgumentTypeError(f"expected a positive number of processes, or -1 for all cores, got {text!r}")
     return value
 
 
 def register(subparsers) -> None:
     """Add the ``bench`` and ``report`` sub-commands."""
     from psilon.bench.models import MODELS
+    from psilon.recovery.options import int_at_least
     from psilon.bench.protocols import PROTOCOLS
 
     protocols = "\n".join(f"  {name:14s} {p.description}" for name, p in PROTOCOLS.items())
@@ -52,7 +56,9 @@ def register(subparsers) -> None:
     bench.add_argument("--out", help="output folder (default: results/PROTOCOL)")
     bench.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://127.0.0.1:8786")
     bench.add_argument("--jobs", type=_positive_or_all, default=1, help="parallel local processes (default 1; -1: all cores)")
-    bench.add_argument("--threads", type=int, default=1, help="threads inside one task (default 1)")
+    bench.add_argument(
+        "--threads", type=int_at_least(1, "threads inside one task"), default=1, help="threads inside one task (default 1)"
+    )
     bench.add_argument("--datasets", type=_csv, help="comma-separated datasets to run instead of the protocol's")
     bench.add_argument("--models", type=_csv, help="comma-separated model labels of the protocol to run")
     bench.add_argument("--no-report", action="store_true", help="do not write the report at the end")

@@ -249,6 +249,7 @@ def run_protocol(
     written once the run holds the store.
     """
     started = time.perf_counter()
+    _check_parallelism(jobs, threads)
     out_dir = Path(out_dir)
     folder = find_data_dir(data_dir)
     data_dir_str = None if folder is None else str(folder)
@@ -263,6 +264,14 @@ def run_protocol(
         _record_all(rows, store, summary, protocol.name, progress, command)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _check_parallelism(jobs, threads) -> None:
+    """Refuse ``jobs``/``threads`` with which every task would fail (before any task or file)."""
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or not (jobs >= 1 or jobs == -1):
+        raise ValueError(f"jobs={jobs!r}: use a positive number of processes, or -1 for all cores")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
+        raise ValueError(f"threads={threads!r}: use a positive number of threads inside one task (default 1)")
 
 
 def _log_command(path: Path, command: str) -> None:

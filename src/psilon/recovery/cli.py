@@ -10,6 +10,7 @@ import sys
 import time
 
 from . import experiments as ex
+from .options import float_list, int_at_least, positive_float, real_at_least
 
 _CHOICES = sorted(ex.FIGURES) + sorted(ex.ALIASES)
 
@@ -29,36 +30,26 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("figure", metavar="FIGURE", choices=_CHOICES, help="one of " + ", ".join(_CHOICES))
     p.add_argument("--out", default="docs/results/recovery", help="output directory (default: %(default)s)")
     p.add_argument("--trials", type=int, help="independent problems per configuration")
-    p.add_argument("--seed", type=int, help="root seed of the problem generator")
-    p.add_argument("--max-steps", type=int, dest="max_steps", help="update budget per run")
-    p.add_argument("--tol", type=float, help="stop a run when the loss is below this")
-    p.add_argument("--lr", type=float, help="GD step / WN-GD directional step")
-    p.add_argument("--eta", type=float, dest="eta_ratio", help="WN-GD learning-rate ratio eta~")
-    p.add_argument("--M", type=int, dest="M", help="measurements (not fig6)")
-    p.add_argument("--N", type=int, dest="N", help="dimension")
-    p.add_argument("--s", type=int, dest="s", help="sparsity (not fig6)")
-    p.add_argument("--alphas", type=_floats, help="comma-separated alphas (fig1, fig4, fig5)")
-    p.add_argument("--etas", type=_floats, help="comma-separated eta~ values (fig3)")
+    p.add_argument("--seed", type=int_at_least(0), help="root seed of the problem generator")
+    p.add_argument("--max-steps", type=int_at_least(1, "updates per run"), dest="max_steps", help="update budget per run")
+    p.add_argument("--tol", type=real_at_least(0.0), help="stop a run when the loss is below this")
+    p.add_argument("--lr", type=positive_float, help="GD step / WN-GD directional step")
+    p.add_argument("--eta", type=positive_float, dest="eta_ratio", help="WN-GD learning-rate ratio eta~")
+    p.add_argument("--M", type=int_at_least(1), dest="M", help="measurements (not fig6)")
+    p.add_argument("--N", type=int_at_least(1), dest="N", help="dimension")
+    p.add_argument("--s", type=int_at_least(1), dest="s", help="sparsity (not fig6)")
+    p.add_argument("--alphas", type=float_list(), help="comma-separated alphas (fig1, fig4, fig5)")
+    p.add_argument("--etas", type=float_list(), help="comma-separated eta~ values (fig3)")
     p.add_argument(
-        "--etas-l3", type=_floats, dest="etas_l3",
+        "--etas-l3", type=float_list(positive=False), dest="etas_l3",
         help="comma-separated eta~ values of the L = 3 WN-GD columns (fig4; default 0.01,0.3; "
         "--eta sets L = 2's)",
     )
-    p.add_argument("--deltas", type=_floats, help="comma-separated M/N values (fig6)")
-    p.add_argument("--rhos", type=_floats, help="comma-separated s/M values (fig6)")
+    p.add_argument("--deltas", type=float_list(), help="comma-separated M/N values (fig6)")
+    p.add_argument("--rhos", type=float_list(), help="comma-separated s/M values (fig6)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
     return p
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        vals = tuple(float(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not vals:
-        raise argparse.ArgumentTypeError("expected at least one number")
-    return vals
 
 
 def run(args) -> int:
