@@ -5,7 +5,10 @@
 (b) achieved GFLOP/s of PSiLONNet training at paper size (width 500, depth 3,
     batch 400, 21 features) as a fraction of a large ``torch.mm``'s GFLOP/s (goal >= 0.75);
 (c) closed-form regularizer vs explicit chain, time per call (PSiLONNet);
-(d) the same for PSiLONResNet (improved bound).
+(d) the same for PSiLONResNet (improved bound);
+(e) the input validation of one forward at paper size: training mode (shape checks only;
+    the finiteness of the output's sum) against eval mode (which also scans the input for
+    NaN/inf).
 
 (b) also prints the GEMM floor: the plain MLP step's own matrix products replayed alone
 (``_gemm_floor.py``), i.e. the rate a step of this shape would reach if nothing but
@@ -94,9 +97,9 @@ def main() -> None:
     ap.add_argument("--no-malloc-tuning", action="store_true", help="keep glibc's allocator defaults")
     args = ap.parse_args()
     if not args.no_malloc_tuning:
-        from psilon.train import _tune_allocator  # what psilon's training loop does
+        import psilon.train as T  # what psilon's training loop does
 
-        _tune_allocator()
+        getattr(T, "tune_allocator", None) or getattr(T, "_tune_allocator")()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, medians of {args.repeats} interleaved runs, "
@@ -148,6 +151,20 @@ def main() -> None:
         print(f"{label} regularizer (value + gradient), width 500 depth 3: closed form "
               f"{tc['closed'] * 1e6:.0f} us, explicit chain {tc['chain'] * 1e6:.0f} us, "
               f"chain/closed {tc['chain'] / tc['closed']:.1f}x")
+
+    # (e): per-forward input validation, training vs eval mode
+    train_net, eval_net = PSiLONNet(d_in, 1, width=width, depth=depth), PSiLONNet(d_in, 1, width=width, depth=depth)
+    eval_net.eval()
+    out = torch.zeros(1, batch, 1)
+
+    def validate(net):
+        def call():
+            net._check_output(net._validate_input(x), out)
+        return call
+
+    tv = race({"train": validate(train_net), "eval": validate(eval_net)}, args.repeats * 20)
+    print(f"(e) input validation per forward, batch 400 x 21: training mode {tv['train'] * 1e6:.1f} us, "
+          f"eval mode (with the NaN scan of the input) {tv['eval'] * 1e6:.1f} us")
 
 
 if __name__ == "__main__":
