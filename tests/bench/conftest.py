@@ -1,5 +1,7 @@
 """Fixtures of the bench tests (the data folder fixture is in tests/conftest.py)."""
 
+from pathlib import Path
+
 import pytest
 
 
@@ -31,3 +33,24 @@ def _one_thread():
 
     with threadpool_limits(limits=1):
         yield
+
+
+@pytest.fixture
+def bad_out_folders(tmp_path):
+    """--out values that cannot be an output folder: an existing file, a path below a file,
+    a path in /sys (creating a folder there fails even for root)."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    return {"file": a_file, "below-file": a_file / "sub", "sys": Path("/sys/psilon-out")}
+
+
+@pytest.fixture
+def assert_one_line_error():
+    """Check that a command's stderr is one error line naming ``path``, without a traceback."""
+
+    def check(err: str, path) -> None:
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and "Traceback" not in err, err
+        assert str(path) in lines[0] and "error" in lines[0], err
+
+    return check

@@ -134,3 +134,10 @@ def test_run_protocol_refuses_bad_threads_and_jobs(tmp_path, tiny_protocol, opti
     with pytest.raises(ValueError, match=f"{name}="):
         run_protocol(tiny_protocol, tmp_path / "out", progress=False, **option)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["file", "below-file", "sys"])
+def test_bench_bad_out_is_a_one_line_error(linear_protocol_file, capsys, bad_out_folders, assert_one_line_error, kind):
+    out = bad_out_folders[kind]
+    assert main(["bench", str(linear_protocol_file), "--out", str(out), "--no-progress"]) == 2
+    assert_one_line_error(capsys.readouterr().err, out)

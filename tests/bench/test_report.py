@@ -236,3 +236,12 @@ def test_report_of_an_empty_store_is_an_error(tmp_path):
     (tmp_path / STORE_NAME).write_bytes(b"")
     with pytest.raises(ValueError, match="no usable rows"):
         write_report(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["file", "below-file", "sys"])
+def test_report_bad_out_is_a_one_line_error(synthetic_store, capsys, bad_out_folders, assert_one_line_error, kind):
+    from psilon.bench.cli import main
+
+    out = bad_out_folders[kind]
+    assert main(["report", str(synthetic_store), "--out", str(out)]) == 2
+    assert_one_line_error(capsys.readouterr().err, out)

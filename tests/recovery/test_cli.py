@@ -117,3 +117,21 @@ def test_degenerate_options_are_refused_and_leave_the_figure_alone(tmp_path, cap
     assert code == 2
     assert argv[1] in capsys.readouterr().err
     assert {path: path.read_bytes() for path in committed} == committed
+
+
+@pytest.mark.parametrize("kind", ["file", "below-file", "sys"])
+def test_bad_out_is_a_one_line_error_before_any_work(tmp_path, capsys, monkeypatch, kind):
+    from psilon.recovery import experiments
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    out = {"file": a_file, "below-file": a_file / "sub", "sys": Path("/sys/psilon-out")}[kind]
+
+    def must_not_run(**kwargs):
+        raise AssertionError("the figure ran although its --out folder is unusable")
+
+    monkeypatch.setitem(experiments.FIGURES, "fig1", must_not_run)
+    assert main(["recovery", "fig1", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err and str(out) in lines[0], err

@@ -122,7 +122,7 @@ def _report(args: argparse.Namespace) -> int:
 
     try:
         write_report(args.results, args.out, warn=_warner("report"))
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # OSError: a file of the report could not be replaced
         print(f"psilon report: error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else (Path(args.results) if Path(args.results).is_dir() else Path(args.results).parent)

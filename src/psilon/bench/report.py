@@ -40,6 +40,7 @@ import pandas as pd
 
 from psilon.bench.protocols import canonical_json
 from psilon.bench.store import ResultStore, atomic_write_bytes, atomic_write_text
+from psilon.recovery.options import prepare_out_dir
 
 __all__ = ["load_results", "read_usable", "summarize", "write_report"]
 
@@ -616,13 +617,14 @@ def write_report(
     ``out_dir`` defaults to the store's folder. Returns the summary (also in ``summary.json``).
     Lines and rows the report cannot use are left out, listed in the report and passed one
     sentence each to ``warn`` (default: :func:`warnings.warn`); when no row is usable a
-    ValueError says why and nothing is written.
+    ValueError says why and nothing is written. So does an ``out_dir`` that cannot be
+    written (an existing file, no permission).
     """
     usable = read_usable(results)
     rows, base, unreadable = usable.rows, usable.folder, usable.notes
+    out = prepare_out_dir(out_dir if out_dir is not None else base)
     for note in unreadable:
         (warn or _warn)(f"{base.name}/results.jsonl {note}; left out of the report")
-    out = Path(out_dir) if out_dir is not None else base
     protocol_info = None
     if (base / "protocol.json").is_file():
         protocol_info = json.loads((base / "protocol.json").read_text())

@@ -38,6 +38,7 @@ from psilon.bench.models import ModelUnavailableError, get_model
 from psilon.bench.protocols import Protocol, Task, canonical_json
 from psilon.bench.store import ResultStore, atomic_write_text
 from psilon.datasets import Dataset, find_data_dir, load_dataset
+from psilon.recovery.options import prepare_out_dir
 
 __all__ = ["PreparedSplit", "RunSummary", "STORE_NAME", "execute_task", "prepare_split", "run_protocol"]
 
@@ -254,7 +255,7 @@ def run_protocol(
     folder = find_data_dir(data_dir)
     data_dir_str = None if folder is None else str(folder)
     tasks = protocol.tasks(datasets=datasets, models=models, data_dir=data_dir_str)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out_dir)
     with ResultStore(out_dir / STORE_NAME) as store:
         atomic_write_text(out_dir / "protocol.json", json.dumps(protocol.to_dict(), indent=2))
         done = store.finished_keys()

@@ -10,7 +10,7 @@ import sys
 import time
 
 from . import experiments as ex
-from .options import float_list, int_at_least, positive_float, real_at_least
+from .options import float_list, int_at_least, positive_float, prepare_out_dir, real_at_least
 
 _CHOICES = sorted(ex.FIGURES) + sorted(ex.ALIASES)
 
@@ -62,19 +62,25 @@ def run(args) -> int:
         if val is None:
             continue
         if key not in allowed.get(name, set()):
-            print(f"error: --{key.replace('_', '-')} does not apply to {name}", file=sys.stderr)
-            return 2
+            return _error(f"--{key.replace('_', '-')} does not apply to {name}")
         kwargs[key] = val
     if name == "fig6" and ({"M", "s"} & kwargs.keys()):
-        print("error: fig6 sweeps M and s through --deltas/--rhos; do not pass --M/--s", file=sys.stderr)
-        return 2
+        return _error("fig6 sweeps M and s through --deltas/--rhos; do not pass --M/--s")
     t0 = time.perf_counter()
     try:
+        out = prepare_out_dir(args.out)  # before the run: never compute a figure that cannot be saved
         result = ex.FIGURES[name](progress=not args.no_progress, **kwargs)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    png, csv = ex.save(result, args.out)
+        return _error(str(exc))
+    try:
+        png, csv = ex.save(result, out)
+    except OSError as exc:  # e.g. FIGURE.png is a folder
+        return _error(f"cannot write the figure to {out}: {exc}")
     print(ex.summary_text(result))
     print(f"wrote {png} and {csv} ({time.perf_counter() - t0:.1f} s)")
     return 0
+
+
+def _error(message: str) -> int:
+    print(f"psilon recovery: error: {message}", file=sys.stderr)
+    return 2

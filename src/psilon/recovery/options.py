@@ -98,6 +98,9 @@ def prepare_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"{option} {path} is an existing file, not a folder; pass a folder path (created if missing)")
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ValueError(f"{option} {path} is below {blocker}, which is a file, not a folder; pass a folder path")
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test.")
@@ -105,9 +108,5 @@ def prepare_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
         os.unlink(probe)
     except OSError as exc:
         problem = exc.strerror or type(exc).__name__
-        culprit = Path(exc.filename) if exc.filename else path
-        where = f" (at {culprit})" if culprit in path.parents else ""  # e.g. a parent is a file
-        raise ValueError(
-            f"cannot write to the {option} folder {path}: {problem}{where}; choose a folder you can write to"
-        ) from None
+        raise ValueError(f"cannot write to the {option} folder {path}: {problem}; choose a folder you can write to") from None
     return path
