@@ -28,6 +28,15 @@ VARIANTS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_kernel_cache():
+    """Every test starts and ends with an empty process-wide cache of compiled kernels,
+    so that a replaced ``torch.compile`` is really called and its results never leak."""
+    clear_compiled_kernels()
+    yield
+    clear_compiled_kernels()
+
+
 def _outputs_and_grads(net, x):
     net.zero_grad(set_to_none=True)
     out = net(x)
@@ -56,7 +65,6 @@ def _counting_compile(monkeypatch):
         return real(fn, **kwargs)
 
     monkeypatch.setattr(torch, "compile", compile_and_count)
-    clear_compiled_kernels()
     return names
 
 
@@ -97,7 +105,6 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
         return call
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    clear_compiled_kernels()
     net = _randomized(VARIANTS[0], 1)
     x = torch.randn(5, 4, dtype=torch.float64)
     ref_out, ref_grads = _outputs_and_grads(net, x)  # eager (the default)
@@ -108,7 +115,6 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
     torch.testing.assert_close(out, ref_out, rtol=0, atol=0)
     for a, b in zip(grads, ref_grads):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-    clear_compiled_kernels()  # drop the broken functions from the process-wide cache
 
 
 def test_only_the_large_layers_compile(monkeypatch):
