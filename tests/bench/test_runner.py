@@ -147,3 +147,63 @@ def test_sigkill_mid_run_loses_only_tasks_in_flight(tmp_path, tiny_protocol):
     rows = [json.loads(line) for line in store_path.read_text().splitlines()]
     assert len(rows) == total and len({r["key"] for r in rows}) == total and all(r["status"] == "ok" for r in rows)
     assert data[: data.rfind(b"\n") + 1] == store_path.read_bytes()[: data.rfind(b"\n") + 1]  # earlier rows untouched
+
+
+def _loky_workers(parent_pid):
+    """Pids of the joblib/loky worker processes whose parent is ``parent_pid`` (from /proc)."""
+    workers = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent_pid and "popen_loky" in cmdline:
+            workers.append(int(entry.name))
+    return workers
+
+
+def _running(pid):
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads worker processes from /proc (Linux)")
+def test_workers_exit_when_the_run_is_killed(tmp_path, tiny_protocol):
+    """SIGKILL the main process of a --jobs 2 run: its loky workers must not outlive it
+    (loky keeps them up to 5 minutes, each holding ~0.5 GB)."""
+    spec = tiny_protocol.to_dict()
+    spec["datasets"] = ["sklearn:diabetes", "sklearn:breast_cancer", "sklearn:wine"]
+    spec["models"] = [{"label": "rf", "entry": "random-forest", "params": {"n_estimators": 300, "min_samples_leaf": [4, 16]}}]
+    protocol_file = tmp_path / "protocol.json"
+    protocol_file.write_text(json.dumps(spec))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen([*_bench_command(protocol_file, tmp_path / "out"), "--jobs", "2"], env=env, cwd=tmp_path)
+    workers = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+            workers = _loky_workers(proc.pid)
+        assert len(workers) == 2, f"expected 2 workers, found {workers} (rc={proc.poll()})"
+        time.sleep(1.0)  # let them start their first tasks
+        assert proc.poll() is None, "the run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 60  # a watchdog needs about a second; loky alone keeps them 300 s
+        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in workers if _running(pid)], "workers outlived the killed run"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in workers:  # never leave them behind, even when the test fails
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -22,6 +22,7 @@ import os
 import platform
 import socket
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -319,7 +320,48 @@ def _execute_all(todo: list[Task], data_dir: str | None, *, jobs: int, scheduler
         for task in todo:
             yield execute_task(task, data_dir, threads)
         return
-    from joblib import Parallel, delayed
+    from joblib import Parallel, delayed, parallel_config
 
-    parallel = Parallel(n_jobs=jobs, return_as="generator_unordered")
+    # The backend (with the initializer) is fixed when Parallel is created.
+    with parallel_config(backend="loky", initializer=exit_with_parent, initargs=(os.getpid(),)):
+        parallel = Parallel(n_jobs=jobs, return_as="generator_unordered")
     yield from parallel(delayed(execute_task)(task, data_dir, threads) for task in todo)
+
+
+#: Seconds between two checks of the watchdog thread of a worker.
+WATCHDOG_INTERVAL = 0.5
+
+
+def exit_with_parent(main_pid: int, interval: float | None = None) -> None:
+    """Worker initializer: end this worker process soon after the run that started it dies.
+
+    loky lets a worker finish its task and then keeps it idle for 5 minutes, so a killed
+    run (SIGKILL, OOM killer) would leave its workers behind, each holding torch and the
+    data (~0.5 GB). A daemon thread checks every ``interval`` seconds that the worker's
+    parent is still the process it started with (a dead parent's children are re-parented
+    at once) and, when that parent is not ``main_pid``, that ``main_pid`` still exists; if
+    not, the worker exits with status 1. Unlike ``prctl(PR_SET_PDEATHSIG)``, this does not
+    fire when merely the parent's *thread* that spawned the worker ends (loky re-spawns
+    workers from a helper thread).
+    """
+    interval = WATCHDOG_INTERVAL if interval is None else interval
+    start_parent = os.getppid()
+
+    def parent_alive() -> bool:
+        if os.getppid() != start_parent:
+            return False
+        if main_pid != start_parent:
+            try:
+                os.kill(main_pid, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:  # exists, owned by someone else
+                pass
+        return True
+
+    def watch() -> None:
+        while parent_alive():
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="psilon-exit-with-parent", daemon=True).start()
