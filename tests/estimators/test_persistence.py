@@ -12,7 +12,7 @@ import torch
 from sklearn.preprocessing import StandardScaler
 
 from psilon import PSiLONClassifier, PSiLONRegressor
-from psilon.estimators import _FrozenPreprocessor
+from psilon.estimators._preprocessing import FrozenPreprocessor
 
 FAST = dict(width=8, depth=3, lambdas=(1e-4, 1e-1), max_steps=40, batch_size=32, learning_rate=2e-2,
             eval_every=20, random_state=0)
@@ -74,7 +74,7 @@ def test_save_load_identical_predictions(fitted, tmp_path):
 
 def test_frozen_preprocessor_reproduces_the_column_transformer(fitted):
     df, reg, _, _, _ = fitted
-    frozen = _FrozenPreprocessor.from_fitted(reg.preprocessor_)
+    frozen = FrozenPreprocessor.from_fitted(reg.preprocessor_)
     probe = pd.concat([df, pd.DataFrame({"x": [np.nan, 1e3], "w": [0.0, np.nan], "cat": ["zzz", None]})])
     np.testing.assert_allclose(frozen.transform(probe), reg.preprocessor_.transform(probe), rtol=1e-12, atol=1e-12)
 

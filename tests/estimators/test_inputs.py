@@ -1,0 +1,84 @@
+"""What the estimators accept: hyper-parameters (numpy scalars too), feature names, class labels."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.model_selection import GridSearchCV
+
+from psilon import PSiLONClassifier, PSiLONRegressor
+
+FAST = dict(width=8, depth=3, lambdas=(1e-4, 1e-1), max_steps=40, batch_size=32, learning_rate=2e-2,
+            eval_every=20, random_state=0)
+
+
+def _data(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    return X, 2 * X[:, 0] - X[:, 1]
+
+
+# --------------------------------------------------------------------------- hyper-parameters
+def test_gridsearch_over_numpy_integer_arrays():
+    X, y = _data()
+    gs = GridSearchCV(PSiLONRegressor(**FAST), {"width": np.array([8, 16])}, cv=2).fit(X, y)
+    assert gs.best_params_["width"] in (8, 16)
+    assert gs.best_estimator_.module_.width == gs.best_params_["width"]
+
+
+def test_numpy_scalars_are_accepted_for_every_numeric_parameter():
+    X, y = _data()
+    params = dict(
+        FAST, width=np.int64(8), depth=np.int32(3), batch_size=np.int64(16), cv=np.int64(2), max_steps=np.int64(20),
+        eval_every=np.int16(10), learning_rate=np.float32(2e-2), validation_fraction=np.float64(0.25),
+        lambdas=np.array([1e-3]), prune=np.int64(5), architecture=np.str_("resnet"), selection=np.str_("cv"),
+    )
+    m = PSiLONRegressor(**params).fit(X, y)
+    assert m.n_steps_ == 20 and hasattr(m, "selected_features_") and m.module_.architecture == "resnet"
+    e = PSiLONRegressor(**{**FAST, "epochs": np.int64(2), "max_steps": None, "patience": np.int64(3)}).fit(X, y)
+    assert e.n_steps_ <= 2 * 2
+
+
+@pytest.mark.parametrize(
+    "param, value, match",
+    [
+        ("width", True, "width must be a positive integer"),
+        ("width", 8.0, "width must be a positive integer"),
+        ("depth", 1, "depth must be an integer >= 2"),
+        ("cv", np.int64(1), "cv must be an integer >= 2"),
+        ("batch_size", 0, "batch_size must be a positive integer"),
+        ("max_steps", "10", "max_steps must be a positive integer"),
+        ("epochs", 0, "epochs must be a positive integer"),
+        ("eval_every", 0, "eval_every must be a positive integer"),
+        ("patience", -1, "patience must be a positive integer"),
+        ("learning_rate", float("inf"), "learning_rate must be a positive finite number"),
+        ("learning_rate", True, "learning_rate must be a positive finite number"),
+        ("validation_fraction", 1.0, r"validation_fraction must be in \(0, 1\)"),
+        ("prune", -3, "prune must be False, True"),
+        ("prune", "yes", "prune must be False, True"),
+        ("model", "other", "model must be one of"),
+        ("selection", "kfold", "selection must be one of"),
+        ("restore", "last", "restore must be one of"),
+        ("lambdas", [], "lambdas is empty"),
+        ("lambdas", "abc", "lambdas must be a positive number"),
+    ],
+)
+def test_bad_parameters_are_named_at_fit(param, value, match):
+    X, y = _data()
+    with pytest.raises(ValueError, match=f"PSiLONRegressor: {match}"):
+        PSiLONRegressor(**{**FAST, param: value}).fit(X, y)
+
+
+def test_prune_with_best_restore_is_refused_before_training():
+    X, y = _data()
+    with pytest.raises(ValueError, match="prune keeps the final"):
+        PSiLONRegressor(**{**FAST, "prune": True, "restore": "best"}).fit(X, y)
+
+
+def test_fitted_state_is_public_and_there_is_no_dead_state():
+    X, y = _data()
+    reg = PSiLONRegressor(**FAST).fit(X, y)
+    assert reg.y_ndim_ == 1 and PSiLONRegressor(**FAST).fit(X, np.c_[y]).y_ndim_ == 2
+    clf = PSiLONClassifier(**FAST).fit(X, y > 0)
+    for est in (reg, clf):
+        assert not {"_y_ndim", "_best_member", "_encoder", "_loss_kind"} & set(vars(est))
+        assert not hasattr(type(est), "_loss_kind")
