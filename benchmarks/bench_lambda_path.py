@@ -41,17 +41,13 @@ N, D, BATCH, DEPTH, MEMBERS = 2000, 20, 400, 3, 13
 
 
 def _step_fn(net, x, y, lam):
-    from psilon.train import _make_optimizer  # the optimizer train_members uses
+    from psilon.train import make_optimizer, objective  # the parts of train_members' step
 
-    opt = _make_optimizer(net.parameters(), 2e-3)
+    opt = make_optimizer(net, 2e-3)
 
     def step():
-        out = net(x)
-        if net.members is None:
-            out = out.unsqueeze(0)
-        data = (out - y).pow(2).mean(-1).mean(1)
-        reg = net.regularizer().reshape(-1)
-        total = (0.5 * data + 0.5 * lam * reg).sum()
+        per, _ = objective(net, x, y, lam, "mse")
+        total = per.sum()
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
@@ -163,11 +159,10 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-steps", action="store_true", help="skip the step table")
     parser.add_argument("--floor-detail", action="store_true", help="also time each GEMM of the step alone")
     args = parser.parse_args(argv)
-    if args.no_malloc_tuning:
-        os.environ["PSILON_MALLOC_TUNING"] = "0"
-    from psilon.train import _tune_allocator
+    if not args.no_malloc_tuning:
+        from psilon.train import tune_allocator  # what the psilon command line turns on
 
-    _tune_allocator()
+        tune_allocator()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "

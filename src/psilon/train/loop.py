@@ -1,0 +1,274 @@
+"""The training loop: K stacked members, one objective, small parts (paper P1.7).
+
+Per member: ``loss_k = 0.5 * data_loss_k + 0.5 * lambda_k * regularizer_k``. The
+optimized objective is the **sum** over members of ``loss_k`` (each ``data_loss_k`` a
+mean over the member's batch). Because Adam is elementwise and every parameter belongs
+to exactly one member, member k's trajectory does not depend on the other members:
+training K members together equals training each alone (same seed, same batches).
+
+Parts: :func:`~psilon.train.data.prepare_data` checks the inputs once; a
+:class:`_Work` holds the *working* network (the members still training), its
+optimizer and per-member tensors; the :class:`~psilon.train.tracker.MemberTracker`
+keeps status, best states and history; :mod:`~psilon.train.callbacks` plug features
+in (pruning, projection, successive halving, progress). :class:`TrainLoop` calls them.
+
+Finished members leave the working network. When members stop (early stopping,
+divergence, successive halving) the working network is rebuilt from the members still
+running, with their Adam state, so the stacked step gets cheaper as K shrinks; the
+leaving members' parameters are written back into the caller's network first.
+
+No host round trip per step: divergence (a non-finite loss) is masked on the device and
+read at the next evaluation, every ``eval_every`` steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from psilon.nn import WeightNormNet
+
+from .callbacks import Callback
+from .data import TrainData, elementwise_loss
+from .runtime import make_optimizer
+from .schedule import one_cycle_lr
+from .tracker import MemberTracker
+
+__all__ = ["TrainLoop", "objective", "take_members"]
+
+
+def forward_members(net: WeightNormNet, x: Tensor) -> Tensor:
+    """Network output as ``(K, batch, out)`` whatever ``net.members`` is."""
+    return net.forward_members(x)
+
+
+def objective(net: WeightNormNet, xb: Tensor, yb: Tensor, lam: Tensor, loss: str) -> tuple[Tensor, Tensor]:
+    """``(per-member objective, per-member data loss)``, each ``(K,)``."""
+    data = elementwise_loss(forward_members(net, xb), yb, loss).mean(1)
+    return 0.5 * data + 0.5 * lam * net.regularizer_members(), data
+
+
+@torch.no_grad()
+def validation_losses(net: WeightNormNet, X: Tensor, y: Tensor, loss: str, masks: Tensor | None,
+                      chunk: int = 2048) -> Tensor:
+    """Mean validation loss per member ``(K,)``; ``masks`` ``(K, n)`` selects each member's rows."""
+    parts = [elementwise_loss(forward_members(net, X[s : s + chunk]), y[s : s + chunk], loss)
+             for s in range(0, X.shape[0], chunk)]
+    per = torch.cat(parts, dim=1)
+    if masks is None:
+        return per.mean(1)
+    per = torch.where(masks, per, torch.zeros((), dtype=per.dtype, device=per.device))
+    return per.sum(1) / masks.sum(1)
+
+
+def take_members(net: WeightNormNet, idx) -> WeightNormNet:
+    """A new network holding members ``idx`` of ``net`` (copies; an index may repeat).
+
+    Built on the ``meta`` device and filled from ``net``'s state, so no initialization
+    is computed only to be overwritten.
+    """
+    ref = net.embed.direction
+    idx_t = torch.as_tensor(np.asarray(idx), dtype=torch.long, device=ref.device)
+    with torch.device("meta"):
+        new = type(net)(**(net.config() | {"members": len(idx_t)}))
+    new = new.to_empty(device=ref.device).to(dtype=ref.dtype)
+    stacked = {name for name, _ in net.named_parameters()}
+    state = {name: (t.index_select(0, idx_t) if name in stacked else t).clone() for name, t in net.state_dict().items()}
+    new.load_state_dict(state)
+    new.train(net.training)
+    return new
+
+
+def _take_optimizer(old: torch.optim.Optimizer, old_net, new_net, idx: Tensor) -> torch.optim.Optimizer:
+    """A new Adam over ``new_net`` (same groups) carrying the state of members ``idx`` from ``old``."""
+    groups = old.param_groups
+    scale = groups[-1]["lr_scale"] / groups[0]["lr_scale"] if len(groups) > 1 else 1.0
+    opt = make_optimizer(new_net, groups[0]["lr"], length_lr_scale=scale)
+    for (_, p_old), (_, p_new) in zip(old_net.named_parameters(), new_net.named_parameters()):
+        state = old.state.get(p_old)
+        if not state:
+            continue
+        opt.state[p_new] = {
+            key: (v.index_select(0, idx).clone() if isinstance(v, Tensor) and v.dim() >= 1
+                  and v.shape[0] == p_old.shape[0] else (v.clone() if isinstance(v, Tensor) else v))
+            for key, v in state.items()
+        }
+    return opt
+
+
+@dataclass
+class _Work:
+    """The working network (members still training) and its per-member tensors."""
+
+    net: WeightNormNet
+    optimizer: torch.optim.Optimizer
+    members: np.ndarray  # original member index of each working member
+    lam: Tensor
+    group_index: Tensor
+    val_masks: Tensor | None
+    alive: Tensor  # not (yet seen) non-finite
+    diverged_at: Tensor  # step of the first non-finite loss, -1 while finite
+    acc: Tensor  # objective summed since the last evaluation
+    acc_data: Tensor  # data loss summed since the last evaluation
+    acc_n: int = 0
+    compiled: bool = False
+
+    def params(self) -> dict[str, Tensor]:
+        return dict(self.net.named_parameters())
+
+    def keep(self, local: np.ndarray, full: WeightNormNet) -> None:
+        """Keep only the working members ``local``; write the others back into ``full``."""
+        leaving = np.setdiff1d(np.arange(len(self.members)), local)
+        full_params = dict(full.named_parameters())
+        with torch.no_grad():
+            for name, p in self.net.named_parameters():
+                for j in leaving:
+                    full_params[name][self.members[j]].copy_(p[j])
+        idx = torch.as_tensor(local, dtype=torch.long, device=self.lam.device)
+        new_net = take_members(self.net, local).set_compiled_kernels(self.compiled)
+        self.optimizer = _take_optimizer(self.optimizer, self.net, new_net, idx)
+        self.net = new_net
+        self.members = self.members[local]
+        for name in ("lam", "group_index", "alive", "diverged_at", "acc", "acc_data"):
+            setattr(self, name, getattr(self, name).index_select(0, idx))
+        if self.val_masks is not None:
+            self.val_masks = self.val_masks.index_select(0, idx)
+
+
+class TrainLoop:
+    """One run of the engine over prepared data; see the module docstring."""
+
+    def __init__(self, net: WeightNormNet, data: TrainData, tracker: MemberTracker, *, lambdas: np.ndarray,
+                 max_steps: int, eval_every: int, schedule: dict, callbacks: list[Callback],
+                 shrink: bool = True, length_lr_scale: float = 1.0, compiled: bool = False) -> None:
+        self.full = net
+        self.data = data
+        self.tracker = tracker
+        self.max_steps = max_steps
+        self.eval_every = eval_every
+        self.schedule = dict(schedule)
+        self.lr_every = self.schedule.pop("every", 1)
+        self.callbacks = callbacks
+        self.shrink = shrink
+        self.n_members = net.n_members
+        dev, dtype = net.embed.direction.device, net.embed.direction.dtype
+        k = net.n_members
+        self.work = _Work(
+            net=net, optimizer=make_optimizer(net, self.schedule["lr"], length_lr_scale=length_lr_scale), members=np.arange(k),
+            lam=torch.as_tensor(lambdas, dtype=dtype, device=dev), group_index=data.group_of,
+            val_masks=data.val_masks, alive=torch.ones(k, dtype=torch.bool, device=dev),
+            diverged_at=torch.full((k,), -1, dtype=torch.long, device=dev),
+            acc=torch.zeros(k, dtype=torch.float64, device=dev),
+            acc_data=torch.zeros(k, dtype=torch.float64, device=dev), compiled=compiled,
+        )
+        net.set_compiled_kernels(compiled)
+        self.first_data = np.full(k, np.nan)
+        self.last_data = np.full(k, np.nan)
+        self.steps_done = 0
+        self.member_steps = 0
+
+    # ------------------------------------------------------------------ parts
+    def _set_lr(self, step: int) -> None:
+        every = self.lr_every
+        lr = one_cycle_lr(step // every, -(-self.max_steps // every), **self.schedule)
+        for group in self.work.optimizer.param_groups:
+            group["lr"] = lr * group["lr_scale"]
+
+    def _step(self, step: int) -> None:
+        w = self.work
+        xb, yb = self.data.batch(w.group_index)
+        per, data = objective(w.net, xb, yb, w.lam, self.data.loss)
+        finite = torch.isfinite(per)
+        w.diverged_at = torch.where(w.alive & ~finite, torch.full_like(w.diverged_at, step), w.diverged_at)
+        w.alive &= finite
+        zero = torch.zeros((), dtype=per.dtype, device=per.device)
+        total = torch.where(w.alive, per, zero).sum()
+        w.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        w.optimizer.step()
+        w.acc += torch.where(w.alive, per.detach(), zero).double()
+        w.acc_data += torch.where(w.alive, data.detach(), zero).double()
+        w.acc_n += 1
+
+    def _evaluate(self, done: int) -> None:
+        """Sync point: divergence, validation losses, tracker update (every ``eval_every`` steps)."""
+        w, tr = self.work, self.tracker
+        for j in np.flatnonzero(~w.alive.cpu().numpy()):
+            m = int(w.members[j])
+            if tr.status[m] in ("ok", "early_stopped", "halved"):
+                tr.mark_diverged(m, int(w.diverged_at[j]))
+        train_mean = (w.acc / max(w.acc_n, 1)).cpu().numpy()
+        data_mean = (w.acc_data / max(w.acc_n, 1)).cpu().numpy()
+        w.acc.zero_(), w.acc_data.zero_()
+        w.acc_n = 0
+        if self.data.has_val:
+            w.net.eval()
+            val = validation_losses(w.net, self.data.val_X, self.data.val_y, self.data.loss, w.val_masks)
+            val = val.double().cpu().numpy()
+            w.net.train()
+        else:
+            val = np.full(len(w.members), np.nan)
+        first = np.isnan(self.first_data[w.members])
+        self.first_data[w.members[first]] = data_mean[first]
+        self.last_data[w.members] = data_mean
+        tr.record(done, w.members, train_mean, val, w.params())
+
+    def _drop_finished(self) -> None:
+        """Rebuild the working network from the members still running (when some stopped)."""
+        running = np.array([self.tracker.status[m] == "ok" for m in self.work.members])
+        if running.all() or not running.any() or not self.shrink:
+            return
+        self.work.keep(np.flatnonzero(running), self.full)
+
+    def stop_members(self, members, status: str, done: int) -> None:
+        """Stop original ``members`` with ``status`` (for callbacks)."""
+        for m in members:
+            self.tracker.stop(int(m), status, done)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> None:
+        self.work.net.train()
+        try:
+            for cb in self.callbacks:
+                cb.on_train_begin(self)
+            for step in range(self.max_steps):
+                if not self._one_step(step):
+                    break
+        finally:
+            for cb in self.callbacks:
+                cb.on_train_end(self)
+        self._write_back()
+
+    def _one_step(self, step: int) -> bool:
+        self._set_lr(step)
+        for cb in self.callbacks:
+            cb.on_step_begin(self, step)
+        self._step(step)
+        self.member_steps += len(self.work.members)
+        for cb in self.callbacks:
+            cb.on_step_end(self, step)
+        done = self.steps_done = step + 1
+        if done % self.eval_every and done != self.max_steps:
+            return True
+        self._evaluate(done)
+        for cb in self.callbacks:
+            cb.on_evaluation(self, done)
+        if not self.tracker.running().any():
+            return False
+        self._drop_finished()
+        return True
+
+    def _write_back(self) -> None:
+        """Copy the working members' final parameters into the caller's network."""
+        w = self.work
+        if w.net is self.full:
+            return
+        full_params = dict(self.full.named_parameters())
+        with torch.no_grad():
+            for name, p in w.net.named_parameters():
+                full_params[name][torch.as_tensor(w.members, device=p.device)] = p.detach()
+            for name, b in w.net.named_buffers():
+                dict(self.full.named_buffers())[name].copy_(b)
