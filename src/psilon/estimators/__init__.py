@@ -19,7 +19,7 @@ replaces it (any scikit-learn transformer producing numbers) or ``'passthrough'`
 it off.
 
 Regression targets are scaled as in the paper, ``(y - median) / (IQR / 2)`` (IQR 0 ->
-scale 1), and mapped back at predict.
+standard deviation -> 1; :func:`robust_target_scaling`), and mapped back at predict.
 ``lipschitz_bound_`` is in units of the prediction (regression) or of the logits
 (classification), with respect to the l_inf norm of the *preprocessed* features.
 
@@ -31,7 +31,7 @@ rows), ``_selection`` (``path_``, ``history_`` and the selected network from a
 """
 
 from psilon.estimators._classifier import PSiLONClassifier
-from psilon.estimators._preprocessing import default_preprocessor
+from psilon.estimators._preprocessing import default_preprocessor, robust_target_scaling
 from psilon.estimators._regressor import PSiLONRegressor
 
-__all__ = ["PSiLONClassifier", "PSiLONRegressor", "default_preprocessor"]
+__all__ = ["PSiLONClassifier", "PSiLONRegressor", "default_preprocessor", "robust_target_scaling"]

@@ -1,5 +1,5 @@
 """Preprocessing of the estimators: features (default pipeline, its frozen form, the final
-numeric matrix) and the target scaling."""
+numeric matrix) and the robust target scaling."""
 
 from __future__ import annotations
 
@@ -12,18 +12,45 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-__all__ = ["FrozenPreprocessor", "default_preprocessor", "target_scaling", "transform_features"]
+__all__ = ["FrozenPreprocessor", "default_preprocessor", "robust_target_scaling", "transform_features"]
 
 MISSING = "__missing__"
 
 
 # --------------------------------------------------------------------------- target scaling
-def target_scaling(y2: np.ndarray):
-    """``(center, scale)`` per column of a 2-d target: median and IQR / 2 (IQR 0 -> scale 1)."""
-    center = np.median(y2, axis=0)
-    q75, q25 = np.percentile(y2, [75, 25], axis=0)
-    scale = (q75 - q25) / 2.0
-    return center, np.where(scale > 0, scale, 1.0)
+def column_exponents(values: np.ndarray) -> np.ndarray:
+    """Per column of a 2-d float array the ``e`` with ``max |finite value| < 2**e`` (0 if none is nonzero)."""
+    if values.shape[0] == 0:
+        return np.zeros(values.shape[1], dtype=int)
+    magnitude = np.where(np.isfinite(values), np.abs(values), 0.0)
+    return np.frexp(magnitude.max(axis=0))[1].astype(int)
+
+
+def robust_target_scaling(y):
+    """``(center, scale)`` of a regression target, per column: median and IQR / 2.
+
+    A column whose IQR is 0 falls back to its standard deviation, then to 1. Computed on
+    ``y / 2**e`` (an exact rescaling), so huge or tiny targets neither overflow nor
+    underflow. ``y`` 1-d gives two floats, 2-d ``(n, outputs)`` two arrays of ``outputs``.
+    The scaled target is ``(y - center) / scale``.
+    """
+    arr = np.asarray(y, dtype=np.float64)
+    if arr.ndim not in (1, 2) or arr.shape[0] == 0:
+        raise ValueError(f"robust_target_scaling: y must be 1-d or 2-d with at least 1 row, got shape {arr.shape}")
+    cols = arr.reshape(arr.shape[0], -1)
+    if not np.all(np.isfinite(cols)):
+        raise ValueError("robust_target_scaling: y contains NaN or infinity")
+    exponent = column_exponents(cols)
+    scaled = np.ldexp(cols, -exponent)
+    q25, median, q75 = np.percentile(scaled, [25, 50, 75], axis=0)
+    half_iqr = (q75 - q25) / 2
+    spread = np.where(half_iqr > 0, half_iqr, scaled.std(axis=0))
+    scale = np.ldexp(spread, exponent)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    center = np.ldexp(median, exponent)
+    if arr.ndim == 1:
+        return float(center[0]), float(scale[0])
+    return center, scale
 
 
 # --------------------------------------------------------------------------- default pipeline

@@ -7,7 +7,7 @@ from sklearn.base import RegressorMixin
 
 from psilon.estimators._base import _PSiLONBase
 from psilon.estimators._inputs import check_regression_targets, num_rows
-from psilon.estimators._preprocessing import target_scaling
+from psilon.estimators._preprocessing import robust_target_scaling
 
 __all__ = ["PSiLONRegressor"]
 
@@ -41,7 +41,7 @@ class PSiLONRegressor(RegressorMixin, _PSiLONBase):
     ``history_`` (validation loss, index step, one column per lambda), ``module_`` (the
     selected ``members=None`` torch network), ``lipschitz_bound_``, ``near_sparsity_``,
     ``n_features_in_``, ``feature_names_in_``, ``preprocessor_``, ``y_center_``,
-    ``y_scale_`` (median and IQR / 2 of ``y``), ``y_ndim_`` (1 or 2: the shape of
+    ``y_scale_`` (see :func:`robust_target_scaling`), ``y_ndim_`` (1 or 2: the shape of
     the predictions), ``n_steps_``, ``diverged_`` and, with ``prune``,
     ``selected_features_`` (names of the preprocessed features the pruned network uses).
     """
@@ -52,7 +52,7 @@ class PSiLONRegressor(RegressorMixin, _PSiLONBase):
         y = check_regression_targets(y, num_rows(X), owner=type(self).__name__)
         self.y_ndim_ = y.ndim
         y2 = y.reshape(len(y), -1).astype(np.float64)
-        self.y_center_, self.y_scale_ = target_scaling(y2)
+        self.y_center_, self.y_scale_ = robust_target_scaling(y2)
         return self._fit(X, self._scaled(y2, "y"), "mse", y2.shape[1], eval_set)
 
     def __sklearn_tags__(self):
