@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from psilon import PSiLONRegressor
-from psilon.estimators import robust_target_scaling
+from psilon.estimators import default_preprocessor, robust_target_scaling
+from psilon.estimators._preprocessing import FrozenPreprocessor
 
 FAST = dict(width=8, depth=3, lambdas=(1e-4, 1e-1), max_steps=40, batch_size=32, learning_rate=2e-2,
             eval_every=20, random_state=0)
@@ -71,3 +72,70 @@ def test_estimator_and_bench_share_the_target_scaling():
     assert (data.target_center, data.target_scale) == robust_target_scaling(y[train])
     model = PSiLONRegressor(**FAST).fit(X.iloc[train], y[train])
     assert (float(model.y_center_[0]), float(model.y_scale_[0])) == robust_target_scaling(y[train])
+
+
+# --------------------------------------------------------------------------- huge / tiny features (issue 13)
+def _linear_data():
+    X = np.random.default_rng(0).normal(size=(120, 4))
+    return X, X[:, 0] - X[:, 1]
+
+
+@pytest.mark.parametrize("factor", [1e200, 1e-200])
+def test_huge_or_tiny_inputs_are_standardized_not_imputed(factor, tmp_path):
+    """Regression (issue 13): StandardScaler overflowed to NaN on 1e200 (underflowed to a zero
+    variance on 1e-200), every value then became "missing" and R^2 fell to 0."""
+    X, y = _linear_data()
+    reference = PSiLONRegressor(**FAST).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model = PSiLONRegressor(**FAST).fit(X * factor, y)
+        pred = model.predict(X * factor)
+    assert model.n_preprocessed_features_ == 4  # no missing-indicator columns: nothing was missing
+    np.testing.assert_allclose(model.preprocessor_.transform(X * factor), reference.preprocessor_.transform(X),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(pred, reference.predict(X), rtol=1e-6, atol=1e-9)
+    assert model.score(X * factor, y) > 0.3
+    model.save(tmp_path / "m.pt")
+    np.testing.assert_array_equal(PSiLONRegressor.load(tmp_path / "m.pt").predict(X * factor), pred)
+
+
+def test_mixed_magnitudes_in_one_frame_keep_every_column():
+    X, y = _linear_data()
+    df = pd.DataFrame({"huge": X[:, 0] * 1e250, "tiny": X[:, 1] * 1e-250, "plain": X[:, 2], "d": X[:, 3]})
+    df.loc[::10, "plain"] = np.nan  # a genuinely missing value is still marked as missing
+    model = PSiLONRegressor(**FAST).fit(df, y)
+    names = list(model.preprocessor_.get_feature_names_out())
+    assert names == ["huge", "tiny", "plain", "d", "missingindicator_plain"]
+    Z = model.preprocessor_.transform(df)
+    np.testing.assert_array_equal(Z[:, -1], df["plain"].isna().to_numpy())
+    assert model.score(df, y) > 0.3
+
+
+def test_values_too_large_for_the_fitted_scaling_are_refused(tmp_path):
+    """A model fitted on ordinary values gets 1e200 at predict: a clear error, never "missing"."""
+    X, y = _linear_data()
+    model = PSiLONRegressor(**FAST).fit(X, y)
+    model.save(tmp_path / "m.pt")
+    loaded = PSiLONRegressor.load(tmp_path / "m.pt")
+    for est in (model, loaded):
+        with pytest.raises(ValueError, match="too large"):
+            est.predict(X * 1e200)
+        with pytest.raises(ValueError, match="too large"):
+            est.predict(X * 1e300)
+
+
+def test_infinity_in_a_dataframe_is_an_error_naming_the_column():
+    X, y = _linear_data()
+    df = pd.DataFrame(X, columns=list("abcd"))
+    df.loc[3, "c"] = np.inf
+    with pytest.raises(ValueError, match="infinity.*'c'"):
+        PSiLONRegressor(**FAST).fit(df, y)
+
+
+def test_frozen_preprocessor_matches_on_extreme_values():
+    X, _ = _linear_data()
+    df = pd.DataFrame({"a": X[:, 0] * 1e250, "b": X[:, 1] * 1e-250, "c": X[:, 2]})
+    df.loc[::7, "b"] = np.nan
+    ct = default_preprocessor(df).fit(df)
+    frozen = FrozenPreprocessor.from_fitted(ct)
+    np.testing.assert_array_equal(frozen.transform(df), ct.transform(df))
