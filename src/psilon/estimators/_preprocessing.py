@@ -178,7 +178,9 @@ def transform_features(preprocessor, X) -> np.ndarray:
     Z = preprocessor.transform(X) if preprocessor is not None else X
     if hasattr(Z, "toarray"):
         Z = Z.toarray()
-    Z = np.asarray(Z, dtype=np.float32)
+    # C order whatever the preprocessor returned: the network's matrix products round
+    # differently for other memory layouts, and the fitted and the loaded estimator must agree.
+    Z = np.ascontiguousarray(Z, dtype=np.float32)
     if Z.ndim != 2:
         raise ValueError(f"the preprocessor must return a 2-d array, got shape {Z.shape}")
     if not np.all(np.isfinite(Z)):
