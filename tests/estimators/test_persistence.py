@@ -1,6 +1,7 @@
 """pickle / joblib round trips and save/load with torch.load(weights_only=True)."""
 
 import io
+import json
 import os
 import pickle
 
@@ -87,6 +88,22 @@ def test_frozen_preprocessor_reproduces_the_column_transformer(fitted):
     frozen = FrozenPreprocessor.from_fitted(reg.preprocessor_)
     probe = pd.concat([df, pd.DataFrame({"x": [np.nan, 1e3], "w": [0.0, np.nan], "cat": ["zzz", None]})])
     np.testing.assert_allclose(frozen.transform(probe), reg.preprocessor_.transform(probe), rtol=1e-12, atol=1e-12)
+
+
+def test_files_written_before_the_exact_rescaling_still_load(fitted, tmp_path):
+    """Files of format 1 written before numeric columns were divided by 2**e have no
+    'exponent': their mean and scale are those of the raw columns."""
+    df, reg, _, _, _ = fitted
+    path = tmp_path / "m.pt"
+    reg.save(path)
+    payload = torch.load(path, weights_only=True)
+    meta = json.loads(payload["meta"])
+    num = meta["preprocessor"]["num"]
+    factor = np.ldexp(1.0, np.asarray(num.pop("exponent")))
+    num["mean"], num["scale"] = (np.asarray(num["mean"]) * factor).tolist(), (np.asarray(num["scale"]) * factor).tolist()
+    payload["meta"] = json.dumps(meta)
+    torch.save(payload, path)
+    np.testing.assert_array_equal(PSiLONRegressor.load(path).predict(df), reg.predict(df))
 
 
 class _Evil:

@@ -11,7 +11,8 @@ lowest validation loss (MSE on the scaled target / log loss):
   lowest mean validation loss is refitted on all of ``X``.
 
 Preprocessing (default, :func:`default_preprocessor`, fitted on all of ``X`` given to
-fit): numeric columns are standardized, then missing values set to 0 (the mean) with a
+fit): numeric columns are standardized (after an exact power-of-two rescaling per column,
+so that any finite magnitude works), then missing values set to 0 (the mean) with a
 missing indicator column per feature that had missing values at fit; other columns
 (strings, categories, booleans; DataFrames only) are one-hot encoded with missing values
 as their own category and unseen categories encoded as all zeros. ``preprocessor=``

@@ -142,7 +142,7 @@ def load_estimator(cls, path):
     meta = _read_meta(payload, path, cls)
     est = cls(**meta["params"])
     module = _module(meta, payload["state"], path)
-    est.preprocessor_ = None if meta["preprocessor"] is None else FrozenPreprocessor(meta["preprocessor"])
+    est.preprocessor_ = None if meta["preprocessor"] is None else FrozenPreprocessor.from_state(meta["preprocessor"])
     est.n_features_in_ = meta["n_features_in_"]
     if meta["feature_names_in_"] is not None:
         est.feature_names_in_ = np.asarray(meta["feature_names_in_"], dtype=object)
