@@ -82,3 +82,45 @@ def test_fitted_state_is_public_and_there_is_no_dead_state():
     for est in (reg, clf):
         assert not {"_y_ndim", "_best_member", "_encoder", "_loss_kind"} & set(vars(est))
         assert not hasattr(type(est), "_loss_kind")
+
+
+# --------------------------------------------------------------------------- feature names (issue 13)
+def _mixed_frame(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
+                       "c": rng.choice(["x", "y", "z"], size=n).astype(object)})
+    df.loc[::6, "a"] = np.nan
+    return df, 2 * df["b"].to_numpy() + (df["c"] == "x").to_numpy()
+
+
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")
+@pytest.mark.parametrize("kind", ["numeric", "mixed"])
+def test_array_after_a_dataframe_fit_is_read_the_same_before_and_after_load(kind, tmp_path):
+    """Regression (issue 13): fitted on a DataFrame, predict(array) failed with "Specifying the
+    columns using strings is only supported for dataframes", but worked after save/load."""
+    df, y = _mixed_frame()
+    if kind == "numeric":
+        df = df[["a", "b"]]
+    model = PSiLONRegressor(**FAST).fit(df, y)
+    model.save(tmp_path / "m.pt")
+    loaded = PSiLONRegressor.load(tmp_path / "m.pt")
+    expected = model.predict(df)
+    array = df.to_numpy()  # float for numeric frames, object for mixed ones
+    for est in (model, loaded):
+        with pytest.warns(UserWarning, match="X does not have valid feature names"):
+            np.testing.assert_array_equal(est.predict(array), expected)
+        with pytest.raises(ValueError, match="feature names"):
+            est.predict(df.rename(columns={"a": "q"}))
+        with pytest.raises(ValueError, match=f"is expecting {df.shape[1]} features"):
+            est.predict(array[:, :-1])
+
+
+def test_array_fit_then_dataframe_predict_warns_and_works_before_and_after_load(tmp_path):
+    X, y = _data()
+    model = PSiLONRegressor(**FAST).fit(X, y)
+    model.save(tmp_path / "m.pt")
+    loaded = PSiLONRegressor.load(tmp_path / "m.pt")
+    df = pd.DataFrame(X, columns=["u", "v", "w"])
+    for est in (model, loaded):
+        with pytest.warns(UserWarning, match="X has feature names"):
+            np.testing.assert_array_equal(est.predict(df), model.predict(X))
