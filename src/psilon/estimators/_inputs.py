@@ -22,7 +22,11 @@ def _is_passthrough(preprocessor) -> bool:
 def validate_features(est, X, *, reset: bool):
     """``X`` checked against (``reset=False``) or recorded in (``reset=True``) the estimator.
 
-    DataFrames stay DataFrames (their columns may be of any type); arrays must be numeric.
+    DataFrames stay DataFrames (their columns may be of any type). scikit-learn's rule on
+    feature names applies: names given must match those seen at fit; an array given to an
+    estimator fitted on a DataFrame draws scikit-learn's warning and is read as the fitted
+    columns in order (a DataFrame with those names), so the fitted and the loaded
+    estimator treat it the same way.
     """
     owner = type(est).__name__
     if isinstance(X, pd.DataFrame):
@@ -32,6 +36,9 @@ def validate_features(est, X, *, reset: bool):
         if X.shape[0] == 0:
             raise ValueError(f"{owner}: X is empty (0 samples); at least 1 sample is required")
         return X
+    if not reset and hasattr(est, "feature_names_in_"):
+        values = validate_data(est, X, reset=False, dtype=None, ensure_all_finite=False, accept_sparse=False)
+        return pd.DataFrame(values, columns=est.feature_names_in_)
     finite = True if _is_passthrough(est.preprocessor) else "allow-nan"
     return validate_data(est, X, reset=reset, dtype="numeric", ensure_all_finite=finite, accept_sparse=False)
 
