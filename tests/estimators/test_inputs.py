@@ -124,3 +124,29 @@ def test_array_fit_then_dataframe_predict_warns_and_works_before_and_after_load(
     for est in (model, loaded):
         with pytest.warns(UserWarning, match="X has feature names"):
             np.testing.assert_array_equal(est.predict(df), model.predict(X))
+
+
+# --------------------------------------------------------------------------- labels (issue 13)
+@pytest.mark.parametrize(
+    "missing", [None, np.nan, pd.NA], ids=["None", "nan", "pd.NA"],
+)
+def test_missing_class_labels_are_a_clear_error(missing):
+    """Regression (issue 13): None among the labels gave TypeError: '<' not supported."""
+    X, _ = _data()
+    y = np.array(["a", "b", "c"] * 20, dtype=object)
+    y[7] = missing
+    with pytest.raises(ValueError, match=r"y contains missing labels \(None/NaN\) at rows \[7\]"):
+        PSiLONClassifier(**FAST).fit(X, y)
+    with pytest.raises(ValueError, match="y contains missing labels"):
+        PSiLONClassifier(**FAST).fit(X, pd.Series(y))
+
+
+def test_mixed_label_types_and_bad_eval_labels_are_clear_errors():
+    X, _ = _data()
+    mixed = np.array(["a", 1] * 30, dtype=object)
+    with pytest.raises(ValueError, match="mixes label types"):
+        PSiLONClassifier(**FAST).fit(X, mixed)
+    y = np.array(["a", "b"] * 30, dtype=object)
+    y_val = np.array(["a", None, "b"], dtype=object)
+    with pytest.raises(ValueError, match="y_val contains missing labels"):
+        PSiLONClassifier(**FAST).fit(X, y, eval_set=(X[:3], y_val))
