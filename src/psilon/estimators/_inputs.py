@@ -56,13 +56,25 @@ def check_regression_targets(y, n: int | None, *, owner: str, name: str = "y") -
 
 
 def check_labels(y, n: int | None, *, owner: str, name: str = "y") -> np.ndarray:
-    """Class labels as a 1-d array."""
+    """Class labels as a 1-d array: no missing label, one comparable type (all strings, all numbers)."""
     if y is None:
         raise ValueError(f"{owner} requires y to be passed, but the target y is None")
     y_arr = np.asarray(y)
     if y_arr.dtype.kind == "f" and np.isnan(y_arr).any():
         raise ValueError(f"{name} contains NaN; drop or label those samples first")
     y = column_or_1d(y, warn=True)
+    if y.dtype.kind == "O":
+        missing = np.flatnonzero(pd.isna(y))
+        if missing.size:
+            raise ValueError(
+                f"{name} contains missing labels (None/NaN) at rows {missing[:5].tolist()}; drop or label those "
+                "samples first"
+            )
+        try:
+            np.unique(y)
+        except TypeError:
+            kinds = sorted({type(v).__name__ for v in y})
+            raise ValueError(f"{name} mixes label types that cannot be ordered ({', '.join(kinds)}); use one type") from None
     check_classification_targets(y)
     if n is not None and len(y) != n:
         raise ValueError(f"X has {n} samples but {name} has {len(y)}")
