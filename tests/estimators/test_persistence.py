@@ -4,6 +4,7 @@ import io
 import json
 import os
 import pickle
+import re
 
 import joblib
 import numpy as np
@@ -142,3 +143,62 @@ def test_save_refuses_custom_preprocessor(tmp_path):
         m.save(tmp_path / "m.pt")
     buf = io.BytesIO()
     joblib.dump(m, buf)  # the documented alternative works
+
+
+def _overwrite(data: bytes, offset: int) -> bytes:
+    return data[:offset] + bytes(range(200, 230)) + data[offset + 30 :]
+
+
+def _rewrite(path, change):
+    payload = torch.load(path, weights_only=True)
+    change(payload)
+    torch.save(payload, path)
+
+
+def _edit_meta(change):
+    def edit(payload):
+        meta = json.loads(payload["meta"])
+        change(meta)
+        payload["meta"] = json.dumps(meta)
+
+    return edit
+
+
+CORRUPTIONS = {
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[:-10]),
+    "cut in half": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+    "empty": lambda p: p.write_bytes(b""),
+    "random bytes": lambda p: p.write_bytes(np.random.default_rng(0).bytes(2000)),
+    "text": lambda p: p.write_text("hello"),
+    "overwritten pickle record": lambda p: p.write_bytes(_overwrite(p.read_bytes(), 60)),
+    "overwritten string": lambda p: p.write_bytes(_overwrite(p.read_bytes(), 100)),
+    "broken meta JSON": lambda p: _rewrite(p, lambda d: d.update(meta=d["meta"][:-5])),
+    "meta not a string": lambda p: _rewrite(p, lambda d: d.update(meta=torch.zeros(2))),
+    "missing meta": lambda p: _rewrite(p, lambda d: d.pop("meta")),
+    "missing state": lambda p: _rewrite(p, lambda d: d.pop("state")),
+    "unknown parameter": lambda p: _rewrite(p, _edit_meta(lambda m: m["params"].update(colour="red"))),
+    "bad parameter value": lambda p: _rewrite(p, _edit_meta(lambda m: m["params"].update(width="wide"))),
+    "missing meta entry": lambda p: _rewrite(p, _edit_meta(lambda m: m.pop("path_"))),
+    "broken frame": lambda p: _rewrite(p, _edit_meta(lambda m: m.update(path_=[1, 2]))),
+    "broken preprocessor": lambda p: _rewrite(p, _edit_meta(lambda m: m["preprocessor"]["num"].pop("mean"))),
+    "unknown module": lambda p: _rewrite(p, _edit_meta(lambda m: m.update(module_class="os.system"))),
+    "wrong weights": lambda p: _rewrite(p, lambda d: d["state"].update({k: torch.zeros(3) for k in d["state"]})),
+}
+
+
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS))
+def test_corrupt_model_files_are_reported_as_such(fitted, tmp_path, corruption):
+    """Regression (issue 13): OSError Errno 22, EOFError(''), "holds pickled objects",
+    JSONDecodeError, KeyError, TypeError; now always a ValueError naming the file."""
+    _, reg, _, _, _ = fitted
+    path = tmp_path / "m.pt"
+    reg.save(path)
+    CORRUPTIONS[corruption](path)
+    with pytest.raises(ValueError, match=re.escape(f"{path} is not a valid psilon model file (")) as info:
+        PSiLONRegressor.load(path)
+    assert "refusing" not in str(info.value) and "pickled objects" not in str(info.value)
+
+
+def test_missing_file_stays_a_file_not_found_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        PSiLONRegressor.load(tmp_path / "nope.pt")
