@@ -4,7 +4,8 @@ A model file is a ``torch.save`` zip archive of ``{"format", "version", "meta", 
 ``state`` the selected network's tensors, ``meta`` a JSON string with everything else
 (parameters, the frozen default preprocessing, ``path_``, ``history_``, the subclass's
 ``extra`` state). Reading uses ``torch.load(weights_only=True)``: a file that carries
-pickled objects is refused without running them.
+pickled objects is refused without running them. A file that cannot be read or decoded
+gives ``ValueError("<path> is not a valid psilon model file (<reason>)")``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import zipfile
 from numbers import Integral
 
 import numpy as np
@@ -27,6 +29,15 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "load_estimator", "save_estimator"]
 FORMAT = "psilon.estimator"
 FORMAT_VERSION = 1
 MODULE_CLASSES = ("PSiLONNet", "PSiLONResNet", "StandardNet", "WeightNormNet")
+META_KEYS = (
+    "class", "params", "module_class", "module_config", "preprocessor", "n_features_in_", "feature_names_in_",
+    "n_preprocessed_features_", "lambda_", "n_steps_", "path_", "history_", "selected_features_", "extra",
+)
+_DECODE_ERRORS = (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError)
+
+
+def invalid_file(path, reason: str) -> ValueError:
+    return ValueError(f"{path!s} is not a valid psilon model file ({reason})")
 
 
 # --------------------------------------------------------------------------- save
@@ -95,33 +106,65 @@ def save_estimator(est, path) -> None:
 
 
 # --------------------------------------------------------------------------- load
+def _unpickling_detail(exc: Exception) -> str:
+    """The informative line of torch's weights-only unpickling error (its message is mostly advice)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    found = [line for line in lines if line.startswith(("Unsupported", "WeightsUnpickler", "invalid load key"))]
+    return found[-1] if found else (lines[0] if lines else type(exc).__name__)
+
+
 def _torch_load(path):
-    """The file's payload; refuses pickled objects."""
+    """The file's payload; refuses pickled objects, reports unreadable files."""
+    name = os.fspath(path)
+    with open(name, "rb") as fh:  # a missing file stays a FileNotFoundError
+        head = fh.read(4)
+    if not head:
+        raise invalid_file(path, "the file is empty")
+    if not zipfile.is_zipfile(name):
+        raise invalid_file(path, "not a complete zip archive as written by torch.save: truncated or another format")
     try:
-        return torch.load(os.fspath(path), weights_only=True, map_location="cpu")
+        return torch.load(name, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
+        if "global" not in str(exc).lower():
+            raise invalid_file(path, f"unreadable data record: {_unpickling_detail(exc)}") from None
         raise ValueError(
             f"refusing to load {path!s}: it is not a plain-data psilon file (it holds pickled objects, which "
             f"could run code). Details: {exc}"
         ) from None
+    except (RuntimeError, OSError, EOFError, ValueError, KeyError) as exc:
+        raise invalid_file(path, f"unreadable archive: {type(exc).__name__}: {exc}") from None
 
 
 def _read_meta(payload, path, cls) -> dict:
-    """The decoded ``meta`` of a payload with the psilon header; checks the class."""
+    """The decoded ``meta`` of a payload with the psilon header; checks keys, class and parameter names."""
     if not (isinstance(payload, dict) and payload.get("format") == FORMAT):
-        raise ValueError(f"{path!s} is not a psilon estimator file (no '{FORMAT}' header)")
+        raise invalid_file(path, f"no '{FORMAT}' header: not a psilon estimator file")
     if payload.get("version") != FORMAT_VERSION:
         raise ValueError(f"{path!s} has format version {payload.get('version')}, this psilon reads {FORMAT_VERSION}")
-    meta = json.loads(payload["meta"])
+    for key in ("meta", "state"):
+        if key not in payload:
+            raise invalid_file(path, f"no '{key}' entry")
+    try:
+        meta = json.loads(payload["meta"])
+    except (TypeError, ValueError) as exc:
+        raise invalid_file(path, f"the meta data is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("params"), dict):
+        raise invalid_file(path, "the meta data is not a JSON object with 'params'")
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing:
+        raise invalid_file(path, f"the meta data lacks {missing}")
     if meta["class"] != cls.__name__:
         raise ValueError(f"{path!s} holds a {meta['class']}; load it with {meta['class']}.load")
+    unknown = sorted(set(meta["params"]) - set(cls._get_param_names()))
+    if unknown:
+        raise invalid_file(path, f"unknown parameters {unknown}")
     return meta
 
 
-def _module(meta: dict, state: dict, path):
+def _module(meta: dict, state: dict):
     module_cls = meta["module_class"]
     if module_cls not in MODULE_CLASSES:
-        raise ValueError(f"{path!s}: unknown module class {module_cls!r}")
+        raise ValueError(f"unknown module class {module_cls!r}")
     config = dict(meta["module_config"])
     module = getattr(_nn, module_cls)(config.pop("in_features"), config.pop("out_features"), **config)
     module.load_state_dict(state)
@@ -136,24 +179,32 @@ def _history(data: dict) -> pd.DataFrame:
     return hist
 
 
-def load_estimator(cls, path):
-    """Read an estimator of class ``cls`` written by :func:`save_estimator`."""
-    payload = _torch_load(path)
-    meta = _read_meta(payload, path, cls)
+def _restore(cls, payload: dict, meta: dict):
     est = cls(**meta["params"])
-    module = _module(meta, payload["state"], path)
+    est._check_params()
     est.preprocessor_ = None if meta["preprocessor"] is None else FrozenPreprocessor.from_state(meta["preprocessor"])
-    est.n_features_in_ = meta["n_features_in_"]
+    est.n_features_in_ = int(meta["n_features_in_"])
     if meta["feature_names_in_"] is not None:
         est.feature_names_in_ = np.asarray(meta["feature_names_in_"], dtype=object)
-    est.n_preprocessed_features_ = meta["n_preprocessed_features_"]
-    est.lambda_ = meta["lambda_"]
-    est.n_steps_ = meta["n_steps_"]
+    est.n_preprocessed_features_ = int(meta["n_preprocessed_features_"])
+    est.lambda_ = float(meta["lambda_"])
+    est.n_steps_ = int(meta["n_steps_"])
     est.diverged_ = []
     est.path_ = _frame_from_split(meta["path_"]).set_index("lambda")
     est.history_ = _history(meta["history_"])
     if meta["selected_features_"] is not None:
         est.selected_features_ = np.asarray(meta["selected_features_"], dtype=object)
     est._restore_extra(meta["extra"])
-    est._set_fitted_module(module, pruned=False)
+    est._set_fitted_module(_module(meta, payload["state"]), pruned=False)
     return est
+
+
+def load_estimator(cls, path):
+    """Read an estimator of class ``cls`` written by :func:`save_estimator`."""
+    payload = _torch_load(path)
+    meta = _read_meta(payload, path, cls)
+    try:
+        return _restore(cls, payload, meta)
+    except _DECODE_ERRORS as exc:
+        reason = f"missing entry {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+        raise invalid_file(path, reason) from exc
