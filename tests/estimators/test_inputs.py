@@ -150,3 +150,13 @@ def test_mixed_label_types_and_bad_eval_labels_are_clear_errors():
     y_val = np.array(["a", None, "b"], dtype=object)
     with pytest.raises(ValueError, match="y_val contains missing labels"):
         PSiLONClassifier(**FAST).fit(X, y, eval_set=(X[:3], y_val))
+
+
+# --------------------------------------------------------------------------- degenerate targets
+def test_constant_targets_fit_and_predict_close_to_the_constant():
+    """Scaling maps a constant target to 0 (scale 1); training must not call that a divergence."""
+    X, _ = _data()
+    model = PSiLONRegressor(**FAST).fit(X, np.full(len(X), 3.5))
+    pred = model.predict(X)
+    assert np.all(np.isfinite(pred)) and np.abs(pred - 3.5).max() < 1.0
+    assert (model.y_center_, model.y_scale_) == ([3.5], [1.0])

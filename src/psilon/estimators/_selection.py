@@ -38,7 +38,7 @@ def lambda_path_frame(result, grid: np.ndarray, *, is_cv: bool, output_scale: np
     score = np.where(ok, val.mean(0), np.nan)
     if not np.isfinite(score).any():
         raise RuntimeError(
-            f"{owner}: every lambda diverged (loss NaN/inf): {result.diverged}; "
+            f"{owner}: every lambda diverged (loss NaN/inf, or a runaway loss): {result.diverged}; "
             "try a smaller learning_rate or check the inputs"
         )
     with torch.no_grad():
