@@ -1,5 +1,6 @@
 """pickle / joblib round trips and save/load with torch.load(weights_only=True)."""
 
+import copy
 import io
 import json
 import os
@@ -67,6 +68,7 @@ def test_save_load_identical_predictions(fitted, tmp_path):
         pd.testing.assert_frame_equal(loaded.history_, est.history_, check_dtype=False)
         assert loaded.lipschitz_bound_ == pytest.approx(est.lipschitz_bound_)
         assert loaded.n_features_in_ == est.n_features_in_
+        assert loaded.diverged_ == est.diverged_
     loaded = PSiLONRegressor.load(tmp_path / "PSiLONRegressor.pt")
     np.testing.assert_array_equal(loaded.selected_features_, reg.selected_features_)
     assert list(loaded.feature_names_in_) == ["x", "w", "cat"]
@@ -89,6 +91,14 @@ def test_frozen_preprocessor_reproduces_the_column_transformer(fitted):
     frozen = FrozenPreprocessor.from_fitted(reg.preprocessor_)
     probe = pd.concat([df, pd.DataFrame({"x": [np.nan, 1e3], "w": [0.0, np.nan], "cat": ["zzz", None]})])
     np.testing.assert_allclose(frozen.transform(probe), reg.preprocessor_.transform(probe), rtol=1e-12, atol=1e-12)
+
+
+def test_diverged_lambdas_are_saved(fitted, tmp_path):
+    _, reg, _, _, _ = fitted
+    reg = copy.deepcopy(reg)
+    reg.diverged_ = [{"member": 1, "lambda": 0.1, "fold": -1, "step": np.int64(7)}]
+    reg.save(tmp_path / "m.pt")
+    assert PSiLONRegressor.load(tmp_path / "m.pt").diverged_ == [{"member": 1, "lambda": 0.1, "fold": -1, "step": 7}]
 
 
 def test_files_written_before_the_exact_rescaling_still_load(fitted, tmp_path):

@@ -90,6 +90,7 @@ def _meta(est, pre_state) -> dict:
         "path_": _frame_to_split(est.path_.reset_index()),
         "history_": _frame_to_split(est.history_.reset_index()),
         "selected_features_": None if selected is None else [str(s) for s in selected],
+        "diverged_": [{str(k): plain(v) for k, v in d.items()} for d in est.diverged_],
         "extra": est._extra_state(),
     }
 
@@ -189,7 +190,7 @@ def _restore(cls, payload: dict, meta: dict):
     est.n_preprocessed_features_ = int(meta["n_preprocessed_features_"])
     est.lambda_ = float(meta["lambda_"])
     est.n_steps_ = int(meta["n_steps_"])
-    est.diverged_ = []
+    est.diverged_ = [dict(d) for d in meta.get("diverged_", [])]  # older files lack it
     est.path_ = _frame_from_split(meta["path_"]).set_index("lambda")
     est.history_ = _history(meta["history_"])
     if meta["selected_features_"] is not None:
