@@ -374,6 +374,18 @@ class _NormalizedBase(nn.Module):
         self.length = nn.Parameter(torch.full((self.members, n_len), float(init_length)))
         self.bias = nn.Parameter(torch.zeros(self.members, self.out_features))
         self.register_buffer("prune_alpha", torch.zeros(()))
+        self._alpha = 0.0  # host copy of the buffer: a forward never reads a device value
+
+    def set_prune_alpha(self, a: float) -> None:
+        """Set the pruning blend factor ``a`` (the ``prune_alpha`` buffer and its host copy)."""
+        self.prune_alpha.fill_(a)
+        self._alpha = float(a)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        value = state_dict.get(prefix + "prune_alpha")
+        if value is not None and value.device.type != "meta":
+            self._alpha = float(value)
 
     def _scale(self) -> Tensor:
         """Lengths broadcastable against ``(K, out, in)``."""
@@ -387,13 +399,13 @@ class _NormalizedBase(nn.Module):
 
     def weight(self) -> Tensor:
         """Effective weight ``W = g * unit_weight()``, ``(K, out, d)``."""
-        if float(self.prune_alpha) == 0.0:
+        if self._alpha == 0.0:
             return _NormalizedWeight.apply(self.direction, self.length, self.norm, self._crelu, self._kernel_owner())
         return self._scale() * self.unit_weight()
 
     def _affine(self, x: Tensor) -> Tensor:
         """``x W^T + b`` for ``x`` ``(batch, d)`` or ``(K, batch, d)``, output ``(K, batch, out)``."""
-        if float(self.prune_alpha) == 0.0:
+        if self._alpha == 0.0:
             return _NormalizedLinear.apply(
                 x, self.direction, self.length, self.bias, self.norm, self._crelu, self._kernel_owner()
             )
@@ -404,7 +416,7 @@ class _NormalizedBase(nn.Module):
         ``prune_alpha`` (rows, or rows of ``W~`` for a CReLU pair, of unit norm), ``(K, out, d)``."""
         v = self.direction
         unit = v / _denominator(v, self.norm, self._crelu)
-        a = float(self.prune_alpha)
+        a = self._alpha
         if a <= 0.0:
             return unit
         if self.norm != "l1":

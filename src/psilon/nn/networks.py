@@ -165,12 +165,13 @@ class WeightNormNet(nn.Module):
         return self
 
     # ------------------------------------------------------------------ forward
-    def _validate_input(self, x: Tensor) -> Tensor:
+    def _validate_input(self, x: Tensor, check_finite: bool = True) -> Tensor:
         """Shape and feature checks; floating inputs are cast to the network's dtype.
 
-        The finiteness scan of ``x`` runs in eval mode only; in training mode (every
-        step of a fit, whose data the training engine validates once up front) it runs
-        only when the output came out non-finite (see :meth:`_check_output`).
+        The finiteness scan of ``x`` runs in eval mode only; in training mode it runs
+        only when the output came out non-finite (see :meth:`_check_output`). With
+        ``check_finite=False`` (the training engine, which validated its data once up
+        front) no value is read back at all.
         """
         if not isinstance(x, Tensor):
             raise ValueError(f"expected a torch.Tensor input, got {type(x).__name__}")
@@ -197,7 +198,7 @@ class WeightNormNet(nn.Module):
                     f"tensor (e.g. x.to({dtype}))"
                 )
             x = x.to(dtype)
-        if not self.training:
+        if check_finite and not self.training:
             _check_finite(x)
         return x
 
@@ -206,19 +207,22 @@ class WeightNormNet(nn.Module):
         if self.training and not math.isfinite(out.detach().sum().item()):
             _check_finite(x)
 
-    def forward_members(self, x: Tensor) -> Tensor:
+    def forward_members(self, x: Tensor, *, check_finite: bool = True) -> Tensor:
         """The output with the members dimension always present: ``(K, batch, out)``.
 
         ``x``: ``(batch, in)`` (shared by all members) or ``(K, batch, in)``, one batch per
         member; for ``members=None`` (``K = 1``) a ``(1, batch, in)`` input is accepted.
-        Floating inputs are cast to the network's dtype.
+        Floating inputs are cast to the network's dtype. ``check_finite=False`` skips
+        the NaN/inf checks (for callers that validated ``x`` already): the forward then
+        never waits for the device.
         """
-        x = self._validate_input(x)
+        x = self._validate_input(x, check_finite)
         if self.members is None:
             x = x[0] if x.dim() == 3 else x
             x = x.unsqueeze(0)  # (1, batch, in): the K = 1 fast path inside the layers
         out = self._forward(x)
-        self._check_output(x, out)
+        if check_finite:
+            self._check_output(x, out)
         return out
 
     def forward(self, x: Tensor) -> Tensor:
@@ -390,11 +394,11 @@ class WeightNormNet(nn.Module):
 
     @property
     def prune_alpha(self) -> float:
-        return float(self.embed.prune_alpha)
+        return self.embed._alpha
 
     def _set_alpha(self, a: float) -> None:
         for layer in self.layers():
-            layer.prune_alpha.fill_(a)
+            layer.set_prune_alpha(a)
 
     # ------------------------------------------------------------------ members
     def member(self, k: int) -> WeightNormNet:

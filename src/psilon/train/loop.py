@@ -41,8 +41,8 @@ __all__ = ["TrainLoop", "objective", "take_members"]
 
 
 def forward_members(net: WeightNormNet, x: Tensor) -> Tensor:
-    """Network output as ``(K, batch, out)`` whatever ``net.members`` is."""
-    return net.forward_members(x)
+    """Network output as ``(K, batch, out)`` whatever ``net.members`` is (inputs validated already)."""
+    return net.forward_members(x, check_finite=False)
 
 
 def objective(net: WeightNormNet, xb: Tensor, yb: Tensor, lam: Tensor, loss: str) -> tuple[Tensor, Tensor]:
@@ -169,6 +169,7 @@ class TrainLoop:
         self.last_data = np.full(k, np.nan)
         self.steps_done = 0
         self.member_steps = 0
+        self.frozen: dict[int, dict[str, Tensor]] = {}  # stopped members' states (no shrink)
 
     # ------------------------------------------------------------------ parts
     def _set_lr(self, step: int) -> None:
@@ -217,11 +218,20 @@ class TrainLoop:
         tr.record(done, w.members, train_mean, val, w.params())
 
     def _drop_finished(self) -> None:
-        """Rebuild the working network from the members still running (when some stopped)."""
-        running = np.array([self.tracker.status[m] == "ok" for m in self.work.members])
-        if running.all() or not running.any() or not self.shrink:
+        """Members that stopped leave the working network (or, without ``shrink``, are frozen).
+
+        Either way a stopped member's parameters are those it had when it stopped.
+        """
+        w = self.work
+        running = np.array([self.tracker.status[m] == "ok" for m in w.members])
+        if self.shrink and running.any() and not running.all():
+            w.keep(np.flatnonzero(running), self.full)
             return
-        self.work.keep(np.flatnonzero(running), self.full)
+        params = w.params()
+        for j in np.flatnonzero(~running):
+            m = int(w.members[j])
+            if m not in self.frozen:
+                self.frozen[m] = {name: p.detach()[j].clone() for name, p in params.items()}
 
     def stop_members(self, members, status: str, done: int) -> None:
         """Stop original ``members`` with ``status`` (for callbacks)."""
@@ -256,19 +266,22 @@ class TrainLoop:
         self._evaluate(done)
         for cb in self.callbacks:
             cb.on_evaluation(self, done)
-        if not self.tracker.running().any():
-            return False
         self._drop_finished()
-        return True
+        return bool(self.tracker.running().any())
 
     def _write_back(self) -> None:
-        """Copy the working members' final parameters into the caller's network."""
+        """Copy the working members' final parameters (and the frozen ones) into the caller's network."""
         w = self.work
-        if w.net is self.full:
-            return
         full_params = dict(self.full.named_parameters())
         with torch.no_grad():
-            for name, p in w.net.named_parameters():
-                full_params[name][torch.as_tensor(w.members, device=p.device)] = p.detach()
-            for name, b in w.net.named_buffers():
-                dict(self.full.named_buffers())[name].copy_(b)
+            if w.net is not self.full:
+                for name, p in w.net.named_parameters():
+                    full_params[name][torch.as_tensor(w.members, device=p.device)] = p.detach()
+                full_buffers = dict(self.full.named_buffers())
+                for name, b in w.net.named_buffers():
+                    full_buffers[name].copy_(b)
+                for layer in self.full.layers():
+                    layer.set_prune_alpha(w.net.prune_alpha)
+            for m, state in self.frozen.items():
+                for name, t in state.items():
+                    full_params[name][m].copy_(t)

@@ -67,10 +67,13 @@ def make_optimizer(net, lr: float, *, length_lr_scale: float = 1.0) -> torch.opt
         groups.append({"params": lengths, "lr_scale": float(length_lr_scale)})
     for g in groups:
         g["lr"] = lr * g["lr_scale"]
-    try:
-        return torch.optim.Adam(groups, lr=lr, weight_decay=0.0, fused=True)
-    except (RuntimeError, TypeError, ValueError):  # fused not supported for these tensors
-        return torch.optim.Adam(groups, lr=lr, weight_decay=0.0)
+    fusable = all(p.device.type in ("cpu", "cuda") for _, p in named)
+    if fusable:
+        try:
+            return torch.optim.Adam(groups, lr=lr, weight_decay=0.0, fused=True)
+        except (RuntimeError, TypeError, ValueError):  # fused not supported for these tensors
+            pass
+    return torch.optim.Adam(groups, lr=lr, weight_decay=0.0)
 
 
 def resolve_device(device) -> torch.device:
