@@ -37,6 +37,8 @@ PAPER_LAMBDAS: tuple[float, ...] = (
 MODELS = ("psilon", "standard")
 ARCHITECTURES = ("mlp", "resnet")
 PATHS = ("independent", "warm")
+#: Ablation options of the network family that :func:`build_network` passes through.
+VARIANT_OPTIONS = ("norm", "shared", "penalty", "bound")
 
 
 def build_network(
@@ -50,6 +52,7 @@ def build_network(
     members: int | None = None,
     seed: int = 0,
     init: str = "paper",
+    **variant,
 ) -> WeightNormNet:
     """A network of the family, initialized from ``seed``; with ``members`` all start equal.
 
@@ -57,14 +60,18 @@ def build_network(
     :class:`~psilon.nn.PSiLONResNet` (``'resnet'``); ``'standard'`` the
     :class:`~psilon.nn.StandardNet` baseline with that architecture. ``init``: the
     lengths' scheme of :func:`psilon.nn.init.init_lengths_` (``'paper'``: g = 1).
-    One network is initialized; the members are copies of it. The global torch random
+    ``**variant``: ablation options of :class:`~psilon.nn.WeightNormNet` (``norm``,
+    ``shared``, ``penalty``, ``bound``) overriding the model's defaults. One network is initialized; the members are copies of it. The global torch random
     state is not touched.
     """
     check_choice("model", model, MODELS)
     check_choice("architecture", architecture, ARCHITECTURES)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        kw = dict(width=width, depth=depth)
+        unknown = sorted(set(variant) - set(VARIANT_OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown network option(s) {unknown}; the variant options are {VARIANT_OPTIONS}")
+        kw = dict(width=width, depth=depth, **variant)
         if model == "standard":
             one = StandardNet(in_features, out_features, architecture=architecture, **kw)
         elif architecture == "mlp":
@@ -143,6 +150,7 @@ def lambda_path(
     seed: int = 0,
     init: str = "paper",
     path: str = "independent",
+    network: dict | None = None,
     **train_kwargs,
 ) -> TrainResult:
     """Train one member per lambda (times per fold): see the module docstring for ``path``.
@@ -160,6 +168,8 @@ def lambda_path(
         val_data: ``(X_val, y_val)`` validating every member.
         seed: initial weights and batch streams.
         path: ``'independent'`` or ``'warm'``.
+        network: ablation options of the network (``norm``, ``shared``, ``penalty``,
+            ``bound``), see :func:`build_network`.
         **train_kwargs: passed to :func:`~psilon.train.train_members` (``max_steps``,
             ``batch_size``, ``learning_rate``, ``eval_every``, ``restore``, ``patience``,
             ``prune_steps``, ``device``, ``verbose``, ...).
@@ -178,10 +188,10 @@ def lambda_path(
     kw = dict(loss=loss, **train_kwargs)
     if path == "warm":
         start = build_network(model, X_arr.shape[1], out_features, architecture=architecture, width=width,
-                              depth=depth, members=None, seed=seed, init=init)
+                              depth=depth, members=None, seed=seed, init=init, **(network or {}))
         return _warm(start, X_arr, y, grid, folds, val_data, seed, kw)
     net = build_network(model, X_arr.shape[1], out_features, architecture=architecture, width=width, depth=depth,
-                        members=n_folds * grid.size, seed=seed, init=init)
+                        members=n_folds * grid.size, seed=seed, init=init, **(network or {}))
     member_lambdas = np.tile(grid, n_folds)
     if folds is None:
         return train_members(net, X_arr, y, lambdas=member_lambdas, val_data=val_data, seed=seed, **kw)
