@@ -15,7 +15,7 @@ requires ``restore='final'`` and no ``patience``.
 
 Failure. A member whose loss becomes NaN or inf is stopped (masked out of the
 objective, never selected). So is a member whose training loss *ran away*: its final
-training data loss is more than twice its initial one or the constant predictor's
+training data loss is more than twice both its initial one and the constant predictor's
 (``failure_check``). Both are reported in :attr:`TrainResult.diverged` and by a warning.
 """
 

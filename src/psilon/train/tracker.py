@@ -101,7 +101,7 @@ class MemberTracker:
 
     def check_runaway(self, first: np.ndarray, last: np.ndarray, trivial: float, done: int,
                       factor: float = 2.0) -> None:
-        """Fail members whose training data loss ended ``factor`` x above its start or the trivial model's.
+        """Fail members whose training data loss ended ``factor`` x above both its start and the trivial model's.
 
         ``first``/``last``: ``(K,)`` mean data loss of the first and last evaluation windows;
         ``trivial``: the training data loss of the best constant prediction. Such a member
@@ -110,11 +110,11 @@ class MemberTracker:
         for m, status in enumerate(self.status):
             if status == "diverged" or not np.isfinite(last[m]):
                 continue
-            if last[m] > factor * first[m] or last[m] > factor * trivial:
+            if last[m] > factor * max(first[m], trivial):
                 self.mark_diverged(
                     m, done - 1,
-                    f"runaway: training loss {last[m]:.3g} ended above {factor:g}x its start {first[m]:.3g} "
-                    f"or the constant predictor's {trivial:.3g}; lower the learning rate",
+                    f"runaway: training loss {last[m]:.3g} ended above {factor:g}x both its start {first[m]:.3g} "
+                    f"and the constant predictor's {trivial:.3g}; lower the learning rate",
                 )
 
     # ------------------------------------------------------------------ result
