@@ -97,7 +97,7 @@ def labels(draw, n):
     pool = {"int": [3, -1, 10], "str": ["x", "y", "z"], "bool": [False, True]}[kind]
     k = draw(st.sampled_from([1] + [2, 3][: len(pool) - 1] * 3))
     y = np.asarray([pool[draw(st.integers(0, k - 1))] for _ in range(n)])
-    if n and draw(st.integers(0, 5)) == 0:
+    if n and draw(st.sampled_from([False] * 5 + [True])):
         y = y.astype(object)
         y[draw(st.integers(0, n - 1))] = None
         kind += " with None"
@@ -108,7 +108,7 @@ def labels(draw, n):
 @st.composite
 def targets(draw, n):
     y = np.asarray(draw(st.lists(st.floats(-1e6, 1e6), min_size=n, max_size=n)), dtype=np.float64)
-    if n and draw(st.integers(0, 5)) == 0:
+    if n and draw(st.sampled_from([False] * 5 + [True])):
         y[draw(st.integers(0, n - 1))] = np.nan
         event("targets: with NaN")
     return y
