@@ -271,7 +271,7 @@ def test_devices():
 def test_no_host_sync_per_step_on_the_meta_device():
     """The step runs on a device whose values can't be read: any .item()/bool() in it
     would raise. Only the evaluations (every eval_every steps) read values back."""
-    from psilon.train.data import TrainData, _BatchStream
+    from psilon.train.data import TrainData, BatchStream
     from psilon.train.loop import TrainLoop
     from psilon.train.tracker import MemberTracker
 
@@ -279,7 +279,7 @@ def test_no_host_sync_per_step_on_the_meta_device():
     net = PSiLONResNet(4, 1, width=8, depth=3, members=2).to(meta)
     # prepare_data validates values on the host on purpose (once): build the loop's data by hand
     data = TrainData(torch.empty(60, 4, device=meta), torch.empty(60, 1, device=meta), "mse",
-                     [_BatchStream(torch.arange(60), 16, 0, meta)], torch.zeros(2, dtype=torch.long, device=meta))
+                     [BatchStream(torch.arange(60), 16, 0, meta)], torch.zeros(2, dtype=torch.long, device=meta))
     tracker = MemberTracker([1e-3, 1e-2], [-1, -1], has_val=False, keep_best=False, patience=None,
                             params=dict(net.named_parameters()))
     loop = TrainLoop(net, data, tracker, lambdas=np.array([1e-3, 1e-2]), max_steps=10, eval_every=10,

@@ -39,6 +39,7 @@ from psilon.bench.models import ModelUnavailableError, get_model
 from psilon.bench.protocols import Protocol, Task, canonical_json
 from psilon.bench.store import ResultStore, atomic_write_text
 from psilon.datasets import Dataset, find_data_dir, load_dataset
+from psilon.train import tune_allocator
 from psilon.recovery.options import prepare_out_dir
 
 __all__ = ["PreparedSplit", "RunSummary", "STORE_NAME", "execute_task", "prepare_split", "run_protocol"]
@@ -135,7 +136,10 @@ def execute_task(task: Task, data_dir: str | None = None, threads: int | None = 
     The row holds the task identity, ``status`` (``ok`` / ``error`` / ``skipped``), test and
     validation metrics, selected hyper-parameters, the validation path, near-sparsity,
     Lipschitz bound, timing, and ``curves`` (popped by the runner into a side file).
+    Benchmarks opt in to :func:`psilon.train.tune_allocator` (wide networks' temporaries
+    stay in the heap) in whichever process runs the task.
     """
+    tune_allocator()
     row: dict[str, Any] = {"key": task.key, **task.identity(), "host": socket.gethostname(), "versions": _versions()}
     entry = get_model(task.model.entry)
     reason = entry.unavailable_reason()

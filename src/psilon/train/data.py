@@ -25,7 +25,7 @@ __all__ = ["TrainData", "elementwise_loss", "prepare_data", "trivial_loss"]
 LOSSES = ("mse", "bce", "ce")
 
 
-class _BatchStream:
+class BatchStream:
     """Endless minibatches of row indices: permutations of ``rows`` cut into ``size``.
 
     The permutation is drawn on the CPU (a seeded generator: identical on every device)
@@ -83,7 +83,7 @@ class TrainData:
     X: Tensor
     y: Tensor
     loss: str
-    streams: list[_BatchStream]
+    streams: list[BatchStream]
     group_of: Tensor
     val_X: Tensor | None = None
     val_y: Tensor | None = None
@@ -169,7 +169,7 @@ def _streams(train_indices, n: int, k: int, batch_size: int, seed: int, device) 
             group_rows.append(r)
         group_of.append(keys[key])
     batch = min(batch_size, min(r.numel() for r in group_rows))
-    streams = [_BatchStream(r, batch, seed, device) for r in group_rows]
+    streams = [BatchStream(r, batch, seed, device) for r in group_rows]
     return streams, torch.tensor(group_of, device=device)
 
 
