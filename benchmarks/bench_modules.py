@@ -97,9 +97,9 @@ def main() -> None:
     ap.add_argument("--no-malloc-tuning", action="store_true", help="keep glibc's allocator defaults")
     args = ap.parse_args()
     if not args.no_malloc_tuning:
-        import psilon.train as T  # what psilon's training loop does
+        from psilon.train import tune_allocator  # what the psilon command line turns on
 
-        getattr(T, "tune_allocator", None) or getattr(T, "_tune_allocator")()
+        tune_allocator()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, medians of {args.repeats} interleaved runs, "
