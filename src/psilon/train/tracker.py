@@ -23,6 +23,9 @@ from torch import Tensor
 
 __all__ = ["MemberTracker"]
 
+#: A training loss below this is never a runaway (a constant target has a trivial loss of 0).
+RUNAWAY_FLOOR = 1e-6
+
 HISTORY_COLUMNS = ["step", "member", "lambda", "fold", "train_loss", "val_loss"]
 
 
@@ -110,7 +113,7 @@ class MemberTracker:
         for m, status in enumerate(self.status):
             if status == "diverged" or not np.isfinite(last[m]):
                 continue
-            if last[m] > factor * max(first[m], trivial):
+            if last[m] > factor * max(first[m], trivial, RUNAWAY_FLOOR):
                 self.mark_diverged(
                     m, done - 1,
                     f"runaway: training loss {last[m]:.3g} ended above {factor:g}x both its start {first[m]:.3g} "
