@@ -22,6 +22,10 @@ Conventions shared by all entries:
 The PSiLON entries (``psilon-net``, ``psilon-resnet``, ``standard-net``) use
 ``psilon.PSiLONRegressor`` / ``psilon.PSiLONClassifier``; see :func:`fit_psilon` for the
 exact interface they expect.
+
+The ``deep-resnet`` entry is the deep ablation's CReLU ResNet (paper notes P1.8), trained
+with :func:`psilon.train.lambda_path`; its seven normalization variants are the values of
+its ``variant`` parameter (:data:`ABLATION_VARIANTS`), see :func:`fit_deep_resnet`.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from sklearn.model_selection import ParameterGrid
 
 from psilon.bench.metrics import primary_score
 
-__all__ = ["MODELS", "FitResult", "ModelEntry", "ModelUnavailableError", "curve_records", "fit_psilon", "get_model"]
+__all__ = ["ABLATION_VARIANTS", "MODELS", "FitResult", "ModelEntry", "ModelUnavailableError", "curve_records", "fit_psilon", "get_model"]
 
 
 class ModelUnavailableError(RuntimeError):
@@ -233,11 +237,19 @@ _PSILON_VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+#: The paper's recipe (P1.7), under every PSiLON entry unless the protocol's params say
+#: otherwise: the estimators' defaults are psilon's faster recipe, and the committed
+#: paper-recipe stores must stay reproducible with their task parameters unchanged.
+PAPER_RECIPE: dict[str, Any] = {
+    "init": "paper", "length_lr_scale": 1.0, "restore": "final", "patience": None, "max_steps": 5000,
+}
+
+
 def fit_psilon(X_train, y_train, X_val, y_val, task, params, *, variant: str) -> FitResult:
     """PSiLON Net / PSiLON ResNet / StandardNet through psilon's scikit-learn estimators.
 
     Builds ``PSiLONRegressor(**kwargs)`` (``PSiLONClassifier`` for classification) with
-    ``kwargs`` = the protocol's params (``width``, ``depth``, ``lambdas``, ``max_steps``,
+    ``kwargs`` = :data:`PAPER_RECIPE` overridden by the protocol's params (``width``, ``depth``, ``lambdas``, ``max_steps``,
     ``batch_size``, ``selection="holdout"``, ``architecture``), the variant's settings
     (``architecture="mlp"|"resnet"``; StandardNet adds ``model="standard"``) and
     ``random_state``; then calls ``fit(X_train, y_train, eval_set=(X_val, y_val))``.
@@ -248,7 +260,7 @@ def fit_psilon(X_train, y_train, X_val, y_val, task, params, *, variant: str) ->
     """
     from psilon.estimators import PSiLONClassifier, PSiLONRegressor  # bench sits above estimators
 
-    kwargs = {**dict(params), **_PSILON_VARIANTS[variant]}
+    kwargs = {**PAPER_RECIPE, **dict(params), **_PSILON_VARIANTS[variant]}
     cls = PSiLONClassifier if _is_classification(task) else PSiLONRegressor
     model = cls(**kwargs)
     model.fit(X_train, y_train, eval_set=(X_val, y_val))
@@ -323,6 +335,166 @@ def curve_records(history) -> list[dict[str, float]] | None:
     raise ValueError(f"cannot read training curves from a {type(history).__name__}")
 
 
+# --------------------------------------------------------------------------- deep ablation
+
+#: The deep ablation's variants (P1.8) as options of one CReLU ResNet family:
+#: ``model`` of :func:`psilon.train.build_network`, its ``network`` options, and whether
+#: the directions are projected onto the unit L1 sphere before every step.
+ABLATION_VARIANTS: dict[str, dict[str, Any]] = {
+    "psilon": {"name": "PSiLON", "model": "psilon",
+               "network": {"norm": "l1", "shared": True, "penalty": "path", "bound": "improved"}},
+    "l1-ib": {"name": "L1-IB", "model": "psilon",
+              "network": {"norm": "l1", "shared": False, "penalty": "path", "bound": "improved"}},
+    "l2-ib": {"name": "L2-IB", "model": "psilon",
+              "network": {"norm": "l2", "shared": False, "penalty": "path", "bound": "improved"}},
+    "l1-ob": {"name": "L1-OB", "model": "psilon",
+              "network": {"norm": "l1", "shared": False, "penalty": "path", "bound": "original"}},
+    "l2-ob": {"name": "L2-OB", "model": "psilon",
+              "network": {"norm": "l2", "shared": False, "penalty": "path", "bound": "original"}},
+    "standard": {"name": "Standard", "model": "standard", "network": {"norm": "l2", "shared": False, "penalty": "squared"}},
+    "projected": {"name": "Projected PSiLON", "model": "psilon", "projected": True,
+                  "network": {"norm": "l1", "shared": True, "penalty": "path", "bound": "improved"}},
+}
+
+_DEEP_FIXED = ("variant", "lambdas", "width", "depth", "epochs", "batch_size", "learning_rate", "eval_every_epochs",
+               "prune_epochs", "restore", "warmup", "div_factor", "final_div_factor", "device")
+
+
+@dataclass(frozen=True)
+class _DeepRecipe:
+    """The checked parameters of a ``deep-resnet`` fit, and the steps they give."""
+
+    variant: str
+    lambdas: list[float]
+    steps_per_epoch: int
+    train: dict[str, Any]
+    build: dict[str, Any]
+
+
+def _deep_recipe(params: Mapping[str, Any], n_train: int) -> _DeepRecipe:
+    _, p, seed = _split_params(params, (), _DEEP_FIXED)
+    variant = p.get("variant")
+    if variant not in ABLATION_VARIANTS:
+        raise ValueError(f"deep-resnet needs variant= one of {', '.join(ABLATION_VARIANTS)}, not {variant!r}")
+    spec = ABLATION_VARIANTS[variant]
+    if "lambdas" not in p or "epochs" not in p:
+        raise ValueError("deep-resnet needs 'lambdas' (one or more) and 'epochs'")
+    batch = int(p.get("batch_size", 200))
+    steps_per_epoch = -(-n_train // min(batch, n_train))
+    epochs, prune_epochs = int(p["epochs"]), int(p.get("prune_epochs", 0))
+    if epochs < 1 or not 0 <= prune_epochs <= epochs:
+        raise ValueError(f"deep-resnet needs epochs >= 1 and 0 <= prune_epochs <= epochs, got {epochs} and {prune_epochs}")
+    if prune_epochs and spec["network"]["norm"] != "l1":
+        raise ValueError(f"prune_epochs needs an L1 variant (pruning projects onto the L1 sphere); {variant} is L2")
+    lr = float(p.get("learning_rate", 2e-2))
+    train = {
+        "max_steps": epochs * steps_per_epoch,
+        "batch_size": batch,
+        "learning_rate": lr,
+        "warmup": float(p.get("warmup", 0.2)),
+        "div_factor": float(p.get("div_factor", 20.0)),
+        # the reference's OneCycle ends near 5e-5: final_div_factor = (lr / 1e-4) / 10 (P1.7)
+        "final_div_factor": float(p.get("final_div_factor", max(lr / 1e-4 / 10, 1.0))),
+        "lr_step_every": steps_per_epoch,
+        "eval_every": int(p.get("eval_every_epochs", 5)) * steps_per_epoch,
+        "restore": p.get("restore", "final"),
+        "projected": bool(spec.get("projected", False)),
+        "prune_steps": prune_epochs * steps_per_epoch,
+        "device": p.get("device", "cpu"),
+    }
+    build = {"model": spec["model"], "architecture": "resnet", "width": int(p.get("width", 500)),
+             "depth": int(p.get("depth", 12)), "network": dict(spec["network"]),
+             "seed": 0 if seed is None else int(seed)}
+    return _DeepRecipe(variant, [float(v) for v in _as_list(p["lambdas"])], steps_per_epoch, train, build)
+
+
+class NetworkClassifier:
+    """A trained ``members=None`` psilon network as a classifier: ``predict_proba`` / ``predict``."""
+
+    def __init__(self, net, n_classes: int, batch_size: int = 2048) -> None:
+        self.net = net.eval()
+        self.classes_ = np.arange(n_classes)
+        self.batch_size = batch_size
+
+    def predict_proba(self, X) -> np.ndarray:
+        import torch
+
+        X = np.asarray(X, dtype=np.float32)
+        with torch.no_grad():
+            parts = [torch.softmax(self.net(torch.from_numpy(X[i : i + self.batch_size])), dim=-1).double().numpy()
+                     for i in range(0, len(X), self.batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.classes_)))
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def _selected_member(result) -> int:
+    """The member with the lowest validation loss of its kept state (diverged members never)."""
+    val = np.asarray(result.val_loss, dtype=float)
+    ok = np.isfinite(val) & np.array([s != "diverged" for s in result.status])
+    if not ok.any():
+        raise RuntimeError(f"every member diverged (lambdas {result.lambdas.tolist()}); lower the learning rate")
+    return int(np.flatnonzero(ok)[np.argmin(val[ok])])
+
+
+def fit_deep_resnet(X_train, y_train, X_val, y_val, task, params) -> FitResult:
+    """The deep ablation's CReLU ResNet (P1.8): one stacked run over ``lambdas``, the best member kept.
+
+    ``params``: ``variant`` (a key of :data:`ABLATION_VARIANTS`), ``lambdas`` (one value, or
+    a grid trained as members of one run), ``width``, ``depth`` (weight layers: 10 blocks
+    = 12), ``epochs``, ``batch_size`` (200), ``learning_rate`` (2e-2), ``eval_every_epochs``
+    (5), ``prune_epochs`` (0: pruning over the last epochs, L1 variants only), ``restore``
+    (``'final'``), ``warmup``/``div_factor``/``final_div_factor`` of the one-cycle schedule
+    (default: 20% warm-up from lr/20, ending near 5e-5), ``device``; ``random_state``
+    seeds the initial weights and batches. The schedule advances once per epoch, as in
+    the reference code. Loss: cross-entropy on logits; the member with the lowest final
+    validation loss is selected. Records near-sparsity, exact sparsity, the Lipschitz
+    bound (max over outputs), steps and ms per step, and every member's validation loss.
+    """
+    import time
+
+    from psilon.pathnorm import lipschitz_bound
+    from psilon.sparsity import exact_sparsity, near_sparsity
+    from psilon.train import lambda_path
+
+    if not _is_classification(task):
+        raise ValueError("deep-resnet is a classifier (cross-entropy); this task is a regression")
+    recipe = _deep_recipe(params, len(y_train))
+    n_classes = _n_classes(y_train, y_val)
+    started = time.perf_counter()
+    result = lambda_path(np.asarray(X_train, dtype=np.float32), np.asarray(y_train, dtype=np.int64),
+                         lambdas=recipe.lambdas, loss="ce", out_features=n_classes, init="paper",
+                         val_data=(np.asarray(X_val, dtype=np.float32), np.asarray(y_val, dtype=np.int64)),
+                         **recipe.build, **recipe.train)
+    seconds = time.perf_counter() - started
+    k = _selected_member(result)
+    net = result.net.member(k)
+    members_ns = np.atleast_1d(near_sparsity(result.net)["overall"].numpy())
+    bound = lipschitz_bound(net).detach().numpy()
+    path = [{"lambda": float(lam), "val_score": float(v), "status": st, "near_sparsity": float(ns)}
+            for lam, v, st, ns in zip(result.lambdas, result.val_loss, result.status, members_ns)]
+    extra = {
+        "variant": recipe.variant,
+        "exact_sparsity": float(exact_sparsity(net)["overall"]),
+        "pruned": recipe.train["prune_steps"] > 0,
+        "lipschitz_bound_per_output": bound.astype(float).tolist(),
+        "steps": int(result.steps),
+        "steps_per_epoch": recipe.steps_per_epoch,
+        "ms_per_step": 1000.0 * seconds / max(result.steps, 1),
+        "members": len(recipe.lambdas),
+    }
+    return FitResult(
+        NetworkClassifier(net, n_classes),
+        selected={"lambda": float(result.lambdas[k])},
+        path=path,
+        near_sparsity=float(members_ns[k]),
+        lipschitz_bound=float(bound.max()),
+        curves=curve_records(result.history[["lambda", "step", "val_loss"]]),
+        extra=extra,
+    )
+
+
 # --------------------------------------------------------------------------- registry
 
 MODELS: dict[str, ModelEntry] = {
@@ -342,6 +514,13 @@ MODELS: dict[str, ModelEntry] = {
             f"{name} via psilon's estimators (lambda path)",
         )
         for name in _PSILON_VARIANTS
+    )
+    + (
+        ModelEntry(
+            "deep-resnet",
+            fit_deep_resnet,
+            "deep ablation CReLU ResNet (P1.8); variant= psilon, l1-ib, l2-ib, l1-ob, l2-ob, standard, projected",
+        ),
     )
 }
 

@@ -23,7 +23,7 @@ from psilon.estimators._persistence import load_estimator, save_estimator
 from psilon.estimators._preprocessing import default_preprocessor, transform_features
 from psilon.estimators._selection import frozen, history_frame, lambda_path_frame, module_certificates, used_features
 from psilon.estimators._splits import ValidationPlan, cv_plan, eval_set_plan, holdout_plan
-from psilon.train import lambda_path
+from psilon.train import SuccessiveHalving, lambda_path
 
 __all__ = ["_PSiLONBase"]
 
@@ -44,15 +44,22 @@ class _PSiLONBase(BaseEstimator):
         selection="holdout",
         validation_fraction=0.2,
         cv=5,
-        max_steps=2000,
+        max_steps="auto",
         epochs=None,
         batch_size=400,
         learning_rate=2e-3,
+        length_lr_scale=30.0,
+        init="paper",
         eval_every=None,
-        restore="final",
-        patience=None,
+        restore="auto",
+        patience="auto",
+        halving=False,
         prune=False,
+        path="independent",
+        lr_step_every=1,
+        final_div_factor=1e4,
         preprocessor=None,
+        device="auto",
         random_state=None,
         verbose=False,
     ):
@@ -68,11 +75,18 @@ class _PSiLONBase(BaseEstimator):
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.length_lr_scale = length_lr_scale
+        self.init = init
         self.eval_every = eval_every
         self.restore = restore
         self.patience = patience
+        self.halving = halving
         self.prune = prune
+        self.path = path
+        self.lr_step_every = lr_step_every
+        self.final_div_factor = final_div_factor
         self.preprocessor = preprocessor
+        self.device = device
         self.random_state = random_state
         self.verbose = verbose
 
@@ -117,10 +131,10 @@ class _PSiLONBase(BaseEstimator):
         common = dict(
             loss=loss, model=params.model, architecture=params.architecture, width=params.width,
             depth=params.depth, out_features=out_features, seed=seed, max_steps=steps,
-            batch_size=params.batch_size, learning_rate=params.learning_rate, eval_every=params.eval_every,
-            prune_steps=prune_steps, verbose=params.verbose,
+            prune_steps=prune_steps, **params.train_options(),
         )
-        restore = dict(restore=params.restore, patience=params.patience)
+        restore = dict(restore=params.restore, patience=params.patience,
+                       callbacks=[SuccessiveHalving()] if params.halving else [])
         if plan.folds is None:
             rows = plan.train_rows
             result = lambda_path(Z[rows], y_enc[rows], lambdas=params.lambdas, val_data=plan.val_data, **restore, **common)

@@ -20,9 +20,28 @@ CHOICES = {
     "model": ("psilon", "standard"),
     "architecture": ("mlp", "resnet"),
     "selection": ("holdout", "cv"),
-    "restore": ("final", "best"),
+    "init": ("paper", "variance"),
+    "path": ("independent", "warm"),
 }
 PRUNE_FRACTION = 0.2  # prune=True: pruning over the last 20% of the steps
+#: ``max_steps='auto'``: this many steps, or AUTO_EPOCHS epochs when that is more, at most AUTO_MAX_STEPS.
+AUTO_MIN_STEPS, AUTO_EPOCHS, AUTO_MAX_STEPS = 1000, 50, 3000
+#: ``patience='auto'``: evaluations (of ``eval_every = steps // 100``) without improvement
+#: before a lambda stops: 20% of the budget.
+AUTO_PATIENCE = 20
+
+
+def auto_steps(n_train: int, batch_size: int) -> int:
+    """The ``max_steps='auto'`` rule: ``clip(50 epochs, 1000, 3000)`` steps.
+
+    An epoch is ``n_train // min(batch_size, n_train)`` steps, so below 8,000 training rows
+    (at batch 400) the budget is 1,000 steps: the convergence benchmark
+    (``docs/results/convergence``) measures that the default recipe reaches the paper
+    recipe's 5,000-step validation loss within it on the median dataset. Larger sets get
+    more steps, up to 3,000; early stopping ends a fit sooner when validation stalls.
+    """
+    per_epoch = max(1, n_train // min(batch_size, n_train))
+    return int(min(AUTO_MAX_STEPS, max(AUTO_MIN_STEPS, AUTO_EPOCHS * per_epoch)))
 
 
 @dataclass(frozen=True)
@@ -37,7 +56,7 @@ class FitParams:
     selection: str
     validation_fraction: float
     cv: int
-    max_steps: int | None
+    max_steps: int | None  # None: 'auto' (or epochs)
     epochs: int | None
     batch_size: int
     learning_rate: float
@@ -46,12 +65,27 @@ class FitParams:
     patience: int | None
     prune: bool | int
     verbose: bool
+    init: str
+    path: str
+    length_lr_scale: float
+    lr_step_every: int
+    final_div_factor: float
+    device: object
+    halving: bool
 
     def n_steps(self, n_train: int) -> int:
-        """Optimizer steps: ``max_steps``, or ``epochs`` times the batches per epoch of ``n_train`` rows."""
-        if self.epochs is None:
-            return self.max_steps
-        return self.epochs * max(1, n_train // min(self.batch_size, n_train))
+        """Optimizer steps: ``max_steps``, ``epochs`` times the batches per epoch, or :func:`auto_steps`."""
+        if self.epochs is not None:
+            return self.epochs * max(1, n_train // min(self.batch_size, n_train))
+        return auto_steps(n_train, self.batch_size) if self.max_steps is None else self.max_steps
+
+    def train_options(self) -> dict:
+        """The recipe options passed to :func:`psilon.train.lambda_path` (besides steps and data)."""
+        return dict(
+            batch_size=self.batch_size, learning_rate=self.learning_rate, eval_every=self.eval_every,
+            verbose=self.verbose, init=self.init, path=self.path, length_lr_scale=self.length_lr_scale,
+            lr_step_every=self.lr_step_every, final_div_factor=self.final_div_factor, device=self.device,
+        )
 
     def prune_steps(self, steps: int) -> int:
         """Length of the final pruning phase of a run of ``steps`` steps (0: no pruning)."""
@@ -82,16 +116,45 @@ def _check_prune(prune, owner: str) -> bool | int:
         ) from None
 
 
+def _is_auto(value) -> bool:
+    return isinstance(value, str) and value == "auto"
+
+
+def _restore_and_patience(params: dict, prune, owner: str) -> tuple[str, int | None]:
+    """``'auto'``: keep the best validation state and stop a lambda after AUTO_PATIENCE evaluations
+    without improvement; with pruning, the final (exactly sparse) state and no early stopping."""
+    restore = params["restore"]
+    restore = ("final" if prune else "best") if _is_auto(restore) else check_choice(
+        "restore", str(restore) if isinstance(restore, str) else restore, ("final", "best", "auto"), owner=owner)
+    patience = params["patience"]
+    patience = (None if prune else AUTO_PATIENCE) if _is_auto(patience) else _optional_int("patience", patience, owner)
+    if prune and (restore != "final" or patience is not None):
+        raise ValueError(
+            f"{owner}: prune keeps the final (exactly sparse) state: use restore='final' and patience=None with prune"
+        )
+    return restore, patience
+
+
+def _max_steps(value, owner: str) -> int | None:
+    return None if _is_auto(value) else check_int("max_steps", value, owner=owner)
+
+
+def _device(value, owner: str):
+    from psilon.train import resolve_device
+
+    try:
+        resolve_device(value)
+    except ValueError as exc:
+        raise ValueError(f"{owner}: {exc}") from None
+    return value
+
+
 def check_params(params: dict, *, owner: str) -> FitParams:
     """Check the estimator parameters ``params`` (``get_params(deep=False)``); ValueError naming the bad one."""
     choices = {name: _as_choice(name, params[name], owner) for name in CHOICES}
     epochs = _optional_int("epochs", params["epochs"], owner)
     prune = _check_prune(params["prune"], owner)
-    patience = _optional_int("patience", params["patience"], owner)
-    if prune and (choices["restore"] != "final" or patience is not None):
-        raise ValueError(
-            f"{owner}: prune keeps the final (exactly sparse) state: use restore='final' and patience=None with prune"
-        )
+    restore, patience = _restore_and_patience(params, prune, owner)
     return FitParams(
         **choices,
         width=check_int("width", params["width"], owner=owner),
@@ -99,12 +162,18 @@ def check_params(params: dict, *, owner: str) -> FitParams:
         lambdas=check_lambdas(PAPER_LAMBDAS if params["lambdas"] is None else params["lambdas"], owner=owner),
         validation_fraction=check_fraction("validation_fraction", params["validation_fraction"], owner=owner),
         cv=check_int("cv", params["cv"], low=2, owner=owner),
-        max_steps=check_int("max_steps", params["max_steps"], owner=owner) if epochs is None else None,
+        max_steps=_max_steps(params["max_steps"], owner) if epochs is None else None,
         epochs=epochs,
         batch_size=check_int("batch_size", params["batch_size"], owner=owner),
         learning_rate=check_positive_float("learning_rate", params["learning_rate"], owner=owner),
         eval_every=_optional_int("eval_every", params["eval_every"], owner),
+        restore=restore,
         patience=patience,
         prune=prune,
         verbose=bool(params["verbose"]),
+        length_lr_scale=check_positive_float("length_lr_scale", params["length_lr_scale"], owner=owner),
+        lr_step_every=check_int("lr_step_every", params["lr_step_every"], owner=owner),
+        final_div_factor=check_positive_float("final_div_factor", params["final_div_factor"], owner=owner),
+        device=_device(params["device"], owner),
+        halving=check_bool("halving", params["halving"], owner=owner),
     )

@@ -17,8 +17,10 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 class PSiLONRegressor(RegressorMixin, _PSiLONBase):
     """PSiLON Net / ResNet regression over a lambda path with validation selection.
 
-    Parameters (keyword-only; defaults follow the paper's recipe except ``width=128`` and
-    ``max_steps=2000``, chosen for speed; ``width=500, max_steps=5000`` is the paper's):
+    Parameters (keyword-only). The defaults are psilon's recipe, built to reach the paper
+    recipe's quality in a fifth of its steps (``docs/results/convergence``); the paper's
+    own recipe is ``init='paper', length_lr_scale=1, max_steps=5000, restore='final',
+    patience=None`` (``width=500`` at the paper's size).
 
     model : ``'psilon'`` (PSiLON Net / ResNet) or ``'standard'`` (the StandardNet baseline).
     architecture : ``'mlp'`` or ``'resnet'`` (CReLU residual blocks).
@@ -27,12 +29,28 @@ class PSiLONRegressor(RegressorMixin, _PSiLONBase):
     selection : ``'holdout'`` (``validation_fraction``) or ``'cv'`` (``cv`` folds, trained
         as members together with the lambdas, then a refit on all data).
     max_steps / epochs : optimizer steps, or epochs (``epochs * (n_train // batch)`` steps).
+        ``'auto'`` (default): ``clip(50 epochs, 1000, 3000)`` steps, i.e. 1,000 below
+        8,000 training rows (see :func:`psilon.estimators._params.auto_steps`).
     batch_size, learning_rate : minibatch size, Adam's peak learning rate (one-cycle).
+    length_lr_scale : the lengths' learning rate relative to ``learning_rate`` (default 30:
+        Adam moves a parameter by about its learning rate per step, and from the paper's
+        init ``g = 1`` a length must travel far; 1 is the paper's recipe).
+    init : the lengths' initialization, ``'paper'`` (g = 1) or ``'variance'`` (unit rows;
+        see :mod:`psilon.nn.init`).
     eval_every : steps between validations (default ``max_steps // 100``).
-    restore : ``'final'`` (paper) or ``'best'`` validation state per lambda.
-    patience : early stopping per lambda after that many evaluations without improvement.
+    restore : ``'best'`` validation state per lambda, ``'final'`` (paper) or ``'auto'``
+        (default: ``'best'``, ``'final'`` when pruning).
+    patience : early stopping per lambda after that many evaluations without improvement;
+        ``'auto'`` (default): 20 evaluations (20% of the budget), off when pruning.
+    halving : successive halving: drop lambdas far behind on validation at 25% and 50%
+        of the budget, so that the stacked step gets cheaper.
     prune : ``False``; ``True`` prunes over the last 20% of steps; an int: that many steps.
+    path : ``'independent'`` (every lambda from the same init, one stacked run) or
+        ``'warm'`` (the reference code's sequential warm-started path).
+    lr_step_every, final_div_factor : schedule details (the reference code steps its
+        one-cycle schedule once per epoch of 5 batches and ends near ``lr / 20 / 2``).
     preprocessor : ``None`` (default preprocessing), ``'passthrough'``, or a transformer.
+    device : ``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'``, ...
     random_state : seed of the split, the initial weights and the batches.
     verbose : show a progress bar over steps.
 

@@ -73,7 +73,8 @@ def history_frame(result) -> pd.DataFrame:
 
 
 def frozen(module):
-    """``module`` in eval mode without gradients (what the estimators keep as ``module_``)."""
+    """``module`` on the CPU in eval mode without gradients (what the estimators keep as ``module_``)."""
+    module = module.cpu()
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)

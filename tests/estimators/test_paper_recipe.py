@@ -1,0 +1,52 @@
+"""The paper's recipe stays reproducible: with ``init='paper', length_lr_scale=1,
+restore='final', patience=None`` the estimators give bit for bit what psilon gave before
+the faster default recipe (values recorded with the code of commit 51e0b05), and the
+benchmark's PSiLON entries run that recipe unless a protocol asks otherwise."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes
+
+from psilon import PSiLONClassifier, PSiLONRegressor
+from psilon.bench.models import PAPER_RECIPE, get_model
+
+PAPER = dict(init="paper", length_lr_scale=1.0, restore="final", patience=None, device="cpu")
+SMALL = dict(width=16, depth=3, max_steps=150, lambdas=[1e-3, 1e-1], random_state=0)
+GOLDEN = {"mlp": {"lambda_": 0.001, "val": [0.9677525162696838, 1.050252079963684], "pred": [186.57224940641873, 133.4986532466209, 171.3647779052945, 158.79929541077476, 137.98545668657303], "lip": 108.68851062655449}, "resnet": {"lambda_": 0.001, "val": [0.8596487045288086, 0.8731842041015625], "pred": [179.77754189833928, 85.03683211634993, 163.6715782796959, 161.41859050211178, 130.86564217093172], "lip": 100.24366495013237}, "clf": {"val": [0.5918388366699219, 0.6445265412330627], "proba": [0.6511732892777415, 0.41605662490399803, 0.5965840244663873, 0.5280195572601414, 0.44273596554827294]}}
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "resnet"])
+def test_paper_recipe_reproduces_the_earlier_regressor_exactly(architecture):
+    X, y = load_diabetes(return_X_y=True)
+    m = PSiLONRegressor(architecture=architecture, **SMALL, **PAPER).fit(X, y)
+    want = GOLDEN[architecture]
+    assert m.lambda_ == want["lambda_"]
+    assert m.path_.val_loss.tolist() == want["val"]
+    assert m.predict(X[:5]).tolist() == want["pred"]
+    assert m.lipschitz_bound_ == want["lip"]
+
+
+def test_paper_recipe_reproduces_the_earlier_classifier_exactly():
+    X, y = load_diabetes(return_X_y=True)
+    yb = (y > np.median(y)).astype(int)
+    c = PSiLONClassifier(**SMALL, **PAPER).fit(X, yb)
+    assert c.path_.val_loss.tolist() == GOLDEN["clf"]["val"]
+    assert c.predict_proba(X[:5])[:, 1].tolist() == GOLDEN["clf"]["proba"]
+
+
+def test_the_default_recipe_differs_from_the_paper_recipe():
+    X, y = load_diabetes(return_X_y=True)
+    default = PSiLONRegressor(**SMALL).fit(X, y)
+    assert default.predict(X[:5]).tolist() != GOLDEN["mlp"]["pred"]
+
+
+def test_benchmark_psilon_entries_run_the_paper_recipe_unless_told_otherwise():
+    X, y = load_diabetes(return_X_y=True)
+    X_train, y_train, X_val, y_val = X[:300], y[:300], X[300:], y[300:]
+    entry = get_model("psilon-net")
+    params = dict(width=16, depth=3, max_steps=120, lambdas=[1e-3, 1e-1], selection="holdout", random_state=0)
+    got = entry.fit(X_train, y_train, X_val, y_val, "regression", params)
+    want = PSiLONRegressor(architecture="mlp", **{**PAPER_RECIPE, **params}).fit(X_train, y_train, eval_set=(X_val, y_val))
+    assert np.array_equal(got.predictor.predict(X_val), want.predict(X_val))
+    faster = entry.fit(X_train, y_train, X_val, y_val, "regression", {**params, "length_lr_scale": 30.0})
+    assert not np.array_equal(faster.predictor.predict(X_val), want.predict(X_val))
