@@ -23,6 +23,16 @@ Built-in protocols (:data:`PROTOCOLS`):
     units; reports give the mean and standard error over splits.
 ``smoke``
     Three scikit-learn bundled sets, small settings: a quick end-to-end check.
+``deep-ablation`` / ``deep-ablation-paper``
+    The deep ablation of Hidden Synergy (paper notes P1.8): seven normalization variants
+    of a CReLU ResNet with 10 residual blocks (``depth=12``) on an image set, each at the
+    paper's best lambda, plus lambda grids (one stacked run each) for PSiLON and
+    Standard. ``deep-ablation-paper`` has the paper's settings (width 500, 400 epochs);
+    ``deep-ablation`` is CPU-sized (see :data:`DEEP_ABLATION_CPU`). Both name the
+    paper's Fashion-MNIST; where it is missing, run them with
+    ``--datasets images:mnist-10k`` (the substitution is then in the task keys, the
+    store and the report). Split: the image set's own benchmark split
+    (``SplitSpec(kind="images")``, :func:`psilon.datasets.load_image_benchmark`).
 
 A protocol can also be read from a JSON file (:func:`get_protocol` with a path), in the
 layout of :meth:`Protocol.to_dict`.
@@ -43,6 +53,10 @@ from psilon.datasets import Dataset, DatasetError, resolve_name
 from psilon.train import PAPER_LAMBDAS
 
 __all__ = [
+    "DEEP_ABLATION_CPU",
+    "DEEP_ABLATION_GRIDS",
+    "DEEP_ABLATION_PAPER",
+    "DEEP_ABLATION_VARIANTS",
     "PAPER_LAMBDAS",
     "PROTOCOLS",
     "RIDGE_ALPHAS",
@@ -53,6 +67,8 @@ __all__ = [
     "SplitSpec",
     "Task",
     "canonical_json",
+    "deep_ablation_models",
+    "deep_ablation_protocol",
     "get_protocol",
 ]
 
@@ -86,9 +102,14 @@ class SplitSpec:
 
     ``kind="fixed"``: the dataset's own fixed splits 0..n_splits-1 give train and test;
     a shuffled ``val_fraction`` of the training split becomes the validation set.
+
+    ``kind="images"``: the train / validation / test split of
+    :func:`psilon.datasets.load_image_benchmark` (seed = each of ``seeds``), for
+    ``images:<name>`` datasets; features are used as loaded (pixels in [-1, 1]). The
+    runner prepares it (:func:`psilon.bench.runner.prepare_image_split`), not :meth:`split`.
     """
 
-    kind: Literal["shuffle", "fixed"] = "shuffle"
+    kind: Literal["shuffle", "fixed", "images"] = "shuffle"
     seeds: tuple[int, ...] = (0,)
     row_cap: int | None = 20_000
     n_train: int | float = 2_000
@@ -96,11 +117,11 @@ class SplitSpec:
     val_fraction: float = 0.2
 
     def __post_init__(self) -> None:
-        if self.kind not in ("shuffle", "fixed"):
-            raise ValueError(f"SplitSpec.kind must be 'shuffle' or 'fixed', not {self.kind!r}")
+        if self.kind not in ("shuffle", "fixed", "images"):
+            raise ValueError(f"SplitSpec.kind must be 'shuffle', 'fixed' or 'images', not {self.kind!r}")
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
-        if self.kind == "shuffle" and not self.seeds:
-            raise ValueError("SplitSpec(kind='shuffle') needs at least one seed")
+        if self.kind != "fixed" and not self.seeds:
+            raise ValueError(f"SplitSpec(kind={self.kind!r}) needs at least one seed")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), not {self.val_fraction}")
         if self.n_train <= 0:
@@ -109,10 +130,15 @@ class SplitSpec:
     @property
     def split_ids(self) -> tuple[int, ...]:
         """The split identifiers a dataset expands to (seeds, or fixed split indices)."""
-        return self.seeds if self.kind == "shuffle" else tuple(range(self.n_splits))
+        return tuple(range(self.n_splits)) if self.kind == "fixed" else self.seeds
 
     def split(self, dataset: Dataset, split_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Row indices ``(train, validation, test)`` of split ``split_id`` of ``dataset``."""
+        if self.kind == "images":
+            raise ValueError(
+                "SplitSpec(kind='images') is the image benchmark's own split: prepare it with "
+                "psilon.bench.runner.prepare_image_split (or psilon.datasets.load_image_benchmark)"
+            )
         if self.kind == "fixed":
             if dataset.n_splits == 0:
                 raise DatasetError(
@@ -224,6 +250,13 @@ class Protocol:
         """
         names = list(self.datasets if datasets is None else datasets)
         qualified = list(dict.fromkeys(resolve_name(n, data_dir) for n in names))
+        if self.split.kind == "images":
+            other = [q for q in qualified if not q.startswith("images:")]
+            if other:
+                raise ValueError(
+                    f"protocol {self.name!r} uses the image benchmark split, which needs images:<name> datasets "
+                    f"(images:fashion-mnist, images:mnist-10k), not {', '.join(other)}"
+                )
         chosen = list(self.models)
         if models is not None:
             by_label = {m.label: m for m in self.models}
@@ -318,6 +351,66 @@ UCI_DATASETS: tuple[str, ...] = tuple(
     f"uci:{n}" for n in ("yacht", "concrete", "energy", "housing", "wine", "airfoil", "autompg", "servo", "machine")
 )
 
+#: The deep ablation's variants (labels, entry ``deep-resnet``'s ``variant``) with the paper's best lambdas (P1.8).
+DEEP_ABLATION_VARIANTS: tuple[tuple[str, str, float], ...] = (
+    ("psilon", "psilon", 2.5e-4),
+    ("l1-ib", "l1-ib", 2.5e-4),
+    ("l2-ib", "l2-ib", 2.5e-4),
+    ("l1-ob", "l1-ob", 1e-4),
+    ("l2-ob", "l2-ob", 1e-4),
+    ("standard", "standard", 2.5e-2),
+    ("projected-psilon", "projected", 2.5e-4),
+)
+#: Lambda grids of the deep ablation: Standard, and every other variant.
+DEEP_ABLATION_GRIDS: dict[str, tuple[float, ...]] = {
+    "standard": (1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1),
+    "other": (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3),
+}
+#: Settings of the paper (width 500, 10 blocks = depth 12, 400 epochs of batch 200, Adam lr 2e-2).
+DEEP_ABLATION_PAPER: dict[str, Any] = {"width": 500, "depth": 12, "epochs": 400, "batch_size": 200,
+                                       "learning_rate": 2e-2, "eval_every_epochs": 5}
+#: CPU-sized settings. Measured on MNIST-10k (6,000 training images, 30 steps per epoch),
+#: one thread of a shared 2-core machine: 40-70 ms per step at width 128, 70-150 ms at
+#: width 256 (depth 12). At width 128 and 100 epochs (3,000 steps) a variant takes about
+#: 2.5 minutes, the seven about 20 minutes and each 7-member grid about 15 minutes:
+#: under one CPU-hour in all. Same depth, batch, learning rate and schedule as the paper.
+DEEP_ABLATION_CPU: dict[str, Any] = DEEP_ABLATION_PAPER | {"width": 128, "epochs": 100}
+
+
+def deep_ablation_models(settings: dict[str, Any], *, grids: bool = True) -> tuple[ModelSpec, ...]:
+    """The seven variants of the deep ablation at the paper's lambdas, PSiLON with pruning over
+    the last 10% of the epochs (``psilon-pruned``), then (``grids``) the lambda grids of
+    PSiLON and Standard as one stacked run each; ``settings`` are the ``deep-resnet``
+    parameters shared by all (width, depth, epochs, ...)."""
+    models = [ModelSpec(label, "deep-resnet", {"variant": variant, "lambdas": [lam], **settings})
+              for label, variant, lam in DEEP_ABLATION_VARIANTS]
+    # PSiLON with a pruning phase over the last 10% of the epochs (P1.5): exact sparsity after pruning
+    models.append(ModelSpec("psilon-pruned", "deep-resnet", {"variant": "psilon", "lambdas": [2.5e-4], **settings,
+                                                             "prune_epochs": max(1, settings["epochs"] // 10)}))
+    if grids:
+        for label, variant, grid in (("psilon-grid", "psilon", DEEP_ABLATION_GRIDS["other"]),
+                                     ("standard-grid", "standard", DEEP_ABLATION_GRIDS["standard"])):
+            models.append(ModelSpec(label, "deep-resnet", {"variant": variant, "lambdas": list(grid), **settings}))
+    return tuple(models)
+
+
+def deep_ablation_protocol(name: str, settings: dict[str, Any], size: str, *, grids: bool = True,
+                           datasets: tuple[str, ...] = ("images:fashion-mnist",), seeds: tuple[int, ...] = (0,)) -> Protocol:
+    """A deep-ablation protocol with the given ``deep-resnet`` settings; ``size`` names them in the description."""
+    s = settings
+    description = (
+        f"Hidden Synergy deep ablation (P1.8), {size} settings: CReLU ResNet width {s['width']}, depth {s['depth']} "
+        f"({s['depth'] - 2} residual blocks), {s['epochs']} epochs of batch {s['batch_size']}, Adam lr "
+        f"{s['learning_rate']:g} one-cycle (stepped per epoch), validation every {s['eval_every_epochs']} epochs; "
+        "seven variants at the paper's lambdas, PSiLON with pruning over the last 10% of the epochs"
+        + (", plus lambda grids of PSiLON and Standard (one stacked run each)" if grids else "")
+        + "; image benchmark split (the paper: Fashion-MNIST; elsewhere run with --datasets images:mnist-10k)"
+    )
+    return Protocol(name=name, description=description, datasets=datasets, models=deep_ablation_models(s, grids=grids),
+                    split=SplitSpec(kind="images", seeds=seeds),
+                    preprocessing=Preprocessing(standardize=False, target_scaling="none", metric_scale="scaled"))
+
+
 PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in (
@@ -360,6 +453,8 @@ PROTOCOLS: dict[str, Protocol] = {
             split=SplitSpec(kind="shuffle", seeds=(0,), row_cap=None, n_train=0.6),
             preprocessing=Preprocessing(standardize=True, target_scaling="robust", metric_scale="scaled"),
         ),
+        deep_ablation_protocol("deep-ablation", DEEP_ABLATION_CPU, "CPU-sized"),
+        deep_ablation_protocol("deep-ablation-paper", DEEP_ABLATION_PAPER, "paper"),
     )
 }
 

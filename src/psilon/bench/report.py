@@ -46,6 +46,11 @@ __all__ = ["load_results", "read_usable", "summarize", "write_report"]
 
 PSILON = "psilon-net"
 RIVALS = ("standard-net", "random-forest")
+#: The model entry of the deep ablation (P1.8): its protocols get the ablation section instead of the tables.
+ABLATION_ENTRY = "deep-resnet"
+#: The deep ablation's settings named in the report, and the paper's values of them.
+_ABLATION_SETTINGS = ("width", "depth", "epochs", "batch_size", "learning_rate", "eval_every_epochs", "prune_epochs")
+_PAPER_DATASET = "images:fashion-mnist"
 
 
 def _store_path(results: str | os.PathLike) -> Path:
@@ -281,6 +286,8 @@ def _summarize_protocol(part: pd.DataFrame, rows: list[dict[str, Any]]) -> dict[
         for m in n_splits.columns
         if not np.isnan(n_splits.loc[d, m]) and n_splits.loc[d, m] < most[d]
     ]
+    if any(r.get("status") == "ok" and r.get("entry") == ABLATION_ENTRY for r in rows):
+        out["ablation"] = _ablation_summary(rows)
     per_model = part.groupby("model")["fit_seconds"].agg(["sum", "size"])
     out["fit_time"] = {m: {"tasks": int(r["size"]), "hours": float(r["sum"]) / 3600} for m, r in per_model.iterrows()}
     out["total_fit_hours"] = float(part["fit_seconds"].sum()) / 3600
@@ -318,6 +325,254 @@ def _paired_ranks(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_dict(ranks, orient="index")
 
 
+# ------------------------------------------------------------------------------- deep ablation
+
+
+def _ablation_order(label: str, variant: str, grid: bool) -> tuple[int, int, str]:
+    from psilon.bench.models import ABLATION_VARIANTS
+
+    order = list(ABLATION_VARIANTS)
+    return (int(grid), order.index(variant) if variant in order else len(order), label)
+
+
+def _ablation_variant(group: list[dict[str, Any]]) -> dict[str, Any]:
+    """One model label of the deep ablation: means over its finished splits."""
+    from psilon.bench.models import ABLATION_VARIANTS
+
+    first = group[0]
+    params, extra = first.get("params", {}), first.get("extra") or {}
+    variant = params.get("variant", extra.get("variant"))
+
+    def mean(values):
+        values = [float(v) for v in values if v is not None]
+        return float(np.mean(values)) if values else None
+
+    lambdas = list(params.get("lambdas", []))
+    return {
+        "variant": variant,
+        "name": ABLATION_VARIANTS.get(variant, {}).get("name", variant),
+        "lambdas": lambdas,
+        "grid": len(lambdas) > 1,
+        "selected_lambda": [r.get("selected", {}).get("lambda") for r in group],
+        "n_splits": len(group),
+        "n_test": first.get("n_test"),
+        "accuracy": mean(r["metrics"]["test"].get("accuracy") for r in group),
+        "cross_entropy": mean(r["metrics"]["test"].get("log_loss") for r in group),
+        "near_sparsity": mean(r.get("near_sparsity") for r in group),
+        "exact_sparsity": mean((r.get("extra") or {}).get("exact_sparsity") for r in group),
+        "lipschitz_bound": mean(None if r.get("lipschitz_bound") is None else np.max(r["lipschitz_bound"]) for r in group),
+        "fit_seconds": mean(r.get("fit_seconds") for r in group),
+        "ms_per_step": mean((r.get("extra") or {}).get("ms_per_step") for r in group),
+        "steps": extra.get("steps"),
+        "pruned": bool(extra.get("pruned")),
+        "path": first.get("path", []) if len(lambdas) > 1 else [],
+        "curves_file": first.get("curves_file"),
+    }
+
+
+def _ablation_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The deep ablation's table (one entry per dataset and model label), its data and settings."""
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("entry") == ABLATION_ENTRY]
+    datasets: dict[str, Any] = {}
+    for dataset in dict.fromkeys(r["dataset"] for r in ok):
+        mine = [r for r in ok if r["dataset"] == dataset]
+        groups: dict[str, list] = {}
+        for r in sorted(mine, key=lambda r: r["split_id"]):
+            groups.setdefault(r["model"], []).append(r)
+        variants = {label: _ablation_variant(g) for label, g in groups.items()}
+        order = sorted(variants, key=lambda m: _ablation_order(m, variants[m]["variant"], variants[m]["grid"]))
+        datasets[dataset] = {
+            "descriptions": sorted({r["data_description"] for r in mine if r.get("data_description")}),
+            "paper_data": dataset == _PAPER_DATASET,
+            "variants": {m: variants[m] for m in order},
+        }
+    settings = {k: sorted({canonical_json(r.get("params", {}).get(k)) for r in ok}) for k in _ABLATION_SETTINGS}
+    return {
+        "datasets": datasets,
+        "settings": {k: [json.loads(v) for v in vs if v != "null"] for k, vs in settings.items()},
+        "claim": {d: _ablation_claim(v["variants"]) for d, v in datasets.items()},
+    }
+
+
+def _ablation_claim(variants: dict[str, Any]) -> dict[str, Any] | None:
+    """The paper's claim on the single-lambda variants: PSiLON best or tied-best on accuracy, with the highest sparsity."""
+    single = {m: v for m, v in variants.items() if not v["grid"] and not v["pruned"] and v["accuracy"] is not None}
+    psilon = next((m for m, v in single.items() if v["variant"] == "psilon"), None)
+    if psilon is None or len(single) < 2:
+        return None
+    best = max(single, key=lambda m: single[m]["accuracy"])
+    sparsest = max(single, key=lambda m: single[m]["near_sparsity"] or -1.0)
+    acc, top = single[psilon]["accuracy"], single[best]["accuracy"]
+    n = single[psilon].get("n_test") or 0
+    se = math.sqrt(max(top * (1 - top), 1e-12) / n) if n else None
+    return {
+        "psilon": psilon,
+        "compared": len(single),
+        "accuracy_rank": 1 + sum(v["accuracy"] > acc for v in single.values()),
+        "best": best,
+        "gap": top - acc,
+        "standard_error": se,
+        "tied_best": se is not None and top - acc <= 2 * se,
+        "sparsest": sparsest,
+        "near_sparsity_rank": 1 + sum((v["near_sparsity"] or -1.0) > (single[psilon]["near_sparsity"] or -1.0)
+                                      for v in single.values()),
+    }
+
+
+def _ablation_lines(a: dict[str, Any], description: str | None) -> list[str]:
+    lines = []
+    for dataset, d in a["datasets"].items():
+        lines += [f"### Deep ablation on `{dataset}`", ""]
+        for text in d["descriptions"]:
+            lines += [f"Data: {text}.", ""]
+        if not d["paper_data"]:
+            lines += [
+                f"**Not the paper's data**: the paper's Table 2 uses Fashion-MNIST (10,000 training and 20,000 "
+                f"validation images from its training set, the official 10,000 test images); these numbers are on "
+                f"`{dataset}` and are not comparable to the paper's.",
+                "",
+            ]
+        lines += _ablation_settings_lines(a["settings"], description)
+        lines += _ablation_table(d["variants"])
+        lines += _ablation_grid_lines(d["variants"])
+        lines += _ablation_claim_lines(a["claim"].get(dataset), d["variants"])
+    return lines
+
+
+def _ablation_settings_lines(settings: dict[str, list], description: str | None) -> list[str]:
+    from psilon.bench.protocols import DEEP_ABLATION_PAPER
+
+    def show(k):
+        values = settings.get(k) or []
+        return "/".join(_fmt_setting(v) for v in values) if values else "–"
+
+    size = "the paper's" if all(settings.get(k) == [v] for k, v in DEEP_ABLATION_PAPER.items()) else "reduced, CPU-sized"
+    return [
+        f"Settings ({size}): width {show('width')}, depth {show('depth')} weight layers (embedder, residual blocks, "
+        f"predictor), {show('epochs')} epochs of batch {show('batch_size')}, Adam lr {show('learning_rate')} with the "
+        f"one-cycle schedule stepped per epoch, validation every {show('eval_every_epochs')} epochs, pruning epochs "
+        f"{show('prune_epochs') if settings.get('prune_epochs') else '0'}. The paper: width 500, depth 12 (10 blocks), "
+        "400 epochs of batch 200, Adam lr 2e-2.",
+        "",
+    ]
+
+
+def _fmt_setting(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _ablation_table(variants: dict[str, Any]) -> list[str]:
+    single = [v for v in variants.values() if not v["grid"]]
+    best_acc = max((v["accuracy"] for v in variants.values() if v["accuracy"] is not None), default=None)
+    best_ns = max((v["near_sparsity"] for v in variants.values() if v["near_sparsity"] is not None), default=None)
+    lines = [
+        "Test accuracy, test cross-entropy, near-sparsity (mean over neurons) and exact sparsity (fraction of zero "
+        "weights) of the final model, Lipschitz bound (l_inf input, max over outputs) and fit time. Best accuracy "
+        "and highest near-sparsity in bold; grid rows give the lambda selected on validation.",
+        "",
+        "| variant | label | λ | test accuracy | test CE | near-sparsity | exact sparsity | Lipschitz bound "
+        "| fit time (min) | ms/step | splits |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, v in variants.items():
+        lam = ", ".join(_fmt_setting(x) for x in v["selected_lambda"] if x is not None)
+        name = v["name"] + (" (grid)" if v["grid"] else "") + (" + pruning" if v["pruned"] else "")
+        acc = _fmt(v["accuracy"])
+        ns = _fmt(v["near_sparsity"], 3)
+        acc = f"**{acc}**" if v["accuracy"] is not None and v["accuracy"] == best_acc else acc
+        ns = f"**{ns}**" if v["near_sparsity"] is not None and v["near_sparsity"] == best_ns else ns
+        minutes = None if v["fit_seconds"] is None else v["fit_seconds"] / 60
+        lines.append(
+            f"| {name} | {label} | {lam} | {acc} | {_fmt(v['cross_entropy'])} | {ns} | {_fmt(v['exact_sparsity'], 3)} "
+            f"| {_fmt(v['lipschitz_bound'], 3)} | {_fmt(minutes, 1)} | {_fmt(v['ms_per_step'], 1)} | {v['n_splits']} |"
+        )
+    lines.append("")
+    if not single:
+        lines += ["No single-lambda variant has finished yet.", ""]
+    return lines
+
+
+def _ablation_grid_lines(variants: dict[str, Any]) -> list[str]:
+    lines = []
+    for label, v in variants.items():
+        if not v["path"]:
+            continue
+        lines += [
+            f"Lambda grid `{label}` ({v['name']}, members of one run; split {0 if v['n_splits'] else '–'}): "
+            "validation cross-entropy of the final state and near-sparsity per lambda.",
+            "",
+            "| λ | validation CE | near-sparsity | status |",
+            "|---:|---:|---:|---|",
+        ]
+        for p in v["path"]:
+            chosen = " (selected)" if p.get("lambda") in v["selected_lambda"][:1] else ""
+            lines.append(
+                f"| {_fmt_setting(p.get('lambda'))}{chosen} | {_fmt(p.get('val_score'))} "
+                f"| {_fmt(p.get('near_sparsity'), 3)} | {p.get('status', '')} |"
+            )
+        lines.append("")
+    return lines
+
+
+def _ablation_claim_lines(claim: dict[str, Any] | None, variants: dict[str, Any]) -> list[str]:
+    if claim is None:
+        return ["The paper's claim (PSiLON best or tied-best on accuracy, with the highest sparsity) cannot be "
+                "checked yet: PSiLON and at least one other single-lambda variant must have finished.", ""]
+    se = claim["standard_error"]
+    best = variants[claim["best"]]["name"]
+    sparsest = variants[claim["sparsest"]]["name"]
+    tied = ("best" if claim["gap"] == 0 else "tied-best (within two binomial standard errors)" if claim["tied_best"]
+            else "not tied-best")
+    return [
+        f"The paper's claim, as measured here over {claim['compared']} variants at their paper λ (no grid, no pruning): PSiLON's test accuracy "
+        f"ranks {claim['accuracy_rank']} (best: {best}, {100 * claim['gap']:.2f} points higher"
+        + (f"; one binomial standard error of the test accuracy is {100 * se:.2f} points" if se else "")
+        + f"), so PSiLON is {tied}; its near-sparsity ranks {claim['near_sparsity_rank']} (highest: {sparsest}).",
+        "",
+    ]
+
+
+def _ablation_plot(a: dict[str, Any], protocol: str, base: Path, plots: Path) -> list[str]:
+    """One figure per dataset: validation loss against step of the variants, and one panel per lambda grid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for dataset, d in a["datasets"].items():
+        panels = [("variants at their λ", [(m, v) for m, v in d["variants"].items() if not v["grid"]])]
+        panels += [(f"{m} ({v['name']} grid)", [(m, v)]) for m, v in d["variants"].items() if v["grid"]]
+        panels = [(t, ms) for t, ms in panels if any(_load_curves(base, v["curves_file"]) is not None for _, v in ms)]
+        if not panels:
+            continue
+        fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), sharey=True, squeeze=False)
+        for ax, (title, members) in zip(axes[0], panels):
+            if members and members[0][1]["grid"]:
+                m, v = members[0]
+                _plot_curves_panel(ax, _load_curves(base, v["curves_file"]), title, v["selected_lambda"][0])
+                ax.legend(fontsize=7, loc="upper right")
+                continue
+            for m, v in members:
+                c = _load_curves(base, v["curves_file"])
+                if c is not None and len(c):
+                    c = c.sort_values("step")
+                    name = v["name"] + (" + pruning" if v["pruned"] else "")
+                    ax.plot(c["step"], c["value"], lw=1.5, label=f"{name} (λ={v['lambdas'][0]:g})")
+            ax.set_title(title)
+            ax.set_xlabel("step")
+            ax.set_yscale("log")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="upper right")
+        axes[0][0].set_ylabel("validation cross-entropy")
+        fig.suptitle(f"Deep ablation — validation loss against step — {dataset} (first split)")
+        name = f"ablation_curves_{_slug(protocol)}_{_slug(dataset)}.png"
+        _save(fig, plots / name)
+        plt.close(fig)
+        written.append(name)
+    return written
+
+
 # ------------------------------------------------------------------------------- markdown
 
 
@@ -349,7 +604,9 @@ def _markdown_protocol(name: str, s: dict[str, Any], protocol_info: dict[str, An
     if protocol_info and protocol_info.get("description"):
         lines += [protocol_info["description"], ""]
     datasets = s["datasets"]
-    if not datasets:
+    if "ablation" in s:
+        lines += _ablation_lines(s["ablation"], (protocol_info or {}).get("description"))
+    elif not datasets:
         lines += ["No finished tasks yet.", ""]
     else:
         models = _model_order(m for d in datasets.values() for m in d["models"])
@@ -630,7 +887,11 @@ def write_report(
         protocol_info = json.loads((base / "protocol.json").read_text())
     rows, superseded = split_superseded(rows, protocol_info)
     summary = summarize(rows)
-    plots = _plots(_frame(rows), summary, base, out / "plots")
+    tables = {name: s for name, s in summary.items() if "ablation" not in s}
+    plots = _plots(_frame(rows), tables, base, out / "plots")
+    for name, s in summary.items():
+        if "ablation" in s:
+            plots += _ablation_plot(s["ablation"], name, base, out / "plots")
     sections = ["# Benchmark report", ""]
     commands = base / "commands.txt"
     if commands.is_file():

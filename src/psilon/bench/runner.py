@@ -38,11 +38,11 @@ from psilon.bench.metrics import PRIMARY_METRIC, evaluate, predict_for_metrics
 from psilon.bench.models import ModelUnavailableError, get_model
 from psilon.bench.protocols import Protocol, Task, canonical_json
 from psilon.bench.store import ResultStore, atomic_write_text
-from psilon.datasets import Dataset, find_data_dir, load_dataset
+from psilon.datasets import Dataset, DatasetUnavailableError, find_data_dir, load_dataset, load_image_benchmark
 from psilon.train import tune_allocator
 from psilon.recovery.options import prepare_out_dir
 
-__all__ = ["PreparedSplit", "RunSummary", "STORE_NAME", "execute_task", "prepare_split", "run_protocol"]
+__all__ = ["PreparedSplit", "RunSummary", "STORE_NAME", "execute_task", "prepare_image_split", "prepare_split", "run_protocol"]
 
 #: File name of the store inside an output folder.
 STORE_NAME = "results.jsonl"
@@ -65,6 +65,7 @@ class PreparedSplit:
     n_classes: int | None = None
     target_center: float = 0.0
     target_scale: float = 1.0
+    description: str | None = None
 
 
 def prepare_split(task: Task, dataset: Dataset) -> PreparedSplit:
@@ -101,6 +102,33 @@ def prepare_split(task: Task, dataset: Dataset) -> PreparedSplit:
     y = encoder.transform(dataset.y)
     return PreparedSplit(X_train, y[train], X_val, y[val], X_test, y[test], dataset.task,
                          n_classes=len(encoder.classes_))
+
+
+def prepare_image_split(task: Task, data_dir: str | None = None) -> PreparedSplit:
+    """The image benchmark's split of ``task.dataset`` (``images:<name>``), seed = the split id.
+
+    Train / validation / test come from :func:`psilon.datasets.load_image_benchmark`
+    (features as loaded: float32 pixels in [-1, 1]; labels 0-9); ``description`` says
+    which data were loaded and how they were split.
+    """
+    source, _, name = task.dataset.partition(":")
+    if source != "images":
+        raise ValueError(f"the image benchmark split needs an images:<name> dataset, not {task.dataset!r}")
+    try:
+        s = load_image_benchmark(data_dir, name, seed=task.split_id)
+    except DatasetUnavailableError as exc:
+        raise DatasetUnavailableError(
+            f"{exc}. To run this protocol on the data that is here, pass --datasets images:mnist-10k "
+            "(the report then names MNIST-10k)"
+        ) from None
+    return PreparedSplit(s.X_train, s.y_train, s.X_val, s.y_val, s.X_test, s.y_test, "multiclass",
+                         n_classes=10, description=s.description)
+
+
+def _prepared(task: Task, data_dir: str | None) -> PreparedSplit:
+    if task.split.kind == "images":
+        return prepare_image_split(task, data_dir)
+    return prepare_split(task, load_dataset(task.dataset, data_dir))
 
 
 def _versions() -> dict[str, str]:
@@ -147,8 +175,7 @@ def execute_task(task: Task, data_dir: str | None = None, threads: int | None = 
         return {**row, "status": "skipped", "note": reason, "finished_at": _now()}
     started = time.perf_counter()
     try:
-        dataset = load_dataset(task.dataset, data_dir)
-        data = prepare_split(task, dataset)
+        data = _prepared(task, data_dir)
         params = {**task.model.params, "random_state": task.split_id}
         with _thread_limit(threads):
             fit_started = time.perf_counter()
@@ -181,6 +208,7 @@ def execute_task(task: Task, data_dir: str | None = None, threads: int | None = 
         "n_test": len(data.y_test),
         "n_features": int(data.X_train.shape[1]),
         "target_scale": data.target_scale,
+        **({} if data.description is None else {"data_description": data.description}),
         "selected": result.selected,
         "path": result.path,
         "near_sparsity": result.near_sparsity,
