@@ -49,7 +49,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from psilon.datasets import Dataset, DatasetError, resolve_name
+from psilon.datasets import Dataset, DatasetError, DatasetUnavailableError, resolve_name
 from psilon.train import PAPER_LAMBDAS
 
 __all__ = [
@@ -249,7 +249,15 @@ class Protocol:
         Dataset names are resolved to qualified names (raising a clear error when unknown).
         """
         names = list(self.datasets if datasets is None else datasets)
-        qualified = list(dict.fromkeys(resolve_name(n, data_dir) for n in names))
+        try:
+            qualified = list(dict.fromkeys(resolve_name(n, data_dir) for n in names))
+        except DatasetUnavailableError as exc:
+            if self.split.kind != "images":
+                raise
+            raise DatasetUnavailableError(
+                f"{exc}. To run protocol {self.name!r} on the image set that is here, pass --datasets images:mnist-10k "
+                "(its report then names MNIST-10k)"
+            ) from None
         if self.split.kind == "images":
             other = [q for q in qualified if not q.startswith("images:")]
             if other:
@@ -305,7 +313,15 @@ class Protocol:
         )
 
 
-def _network_models(width: int, depth: int, lambdas, max_steps: int, batch_size: int = 400) -> tuple[ModelSpec, ...]:
+#: psilon's default recipe (the estimators' defaults, see ``psilon.estimators``): the
+#: paper's init with a 30x learning rate on the lengths, the best validation state per
+#: lambda and early stopping. Protocols without it run the paper's recipe
+#: (``psilon.bench.models.PAPER_RECIPE``).
+DEFAULT_RECIPE: dict[str, Any] = {"length_lr_scale": 30.0, "restore": "best", "patience": 20}
+
+
+def _network_models(width: int, depth: int, lambdas, max_steps: int, batch_size: int = 400,
+                    recipe: dict[str, Any] | None = None) -> tuple[ModelSpec, ...]:
     common = {
         "width": width,
         "depth": depth,
@@ -313,6 +329,7 @@ def _network_models(width: int, depth: int, lambdas, max_steps: int, batch_size:
         "max_steps": max_steps,
         "batch_size": batch_size,
         "selection": "holdout",
+        **(recipe or {}),
     }
     return (
         ModelSpec("standard-net", "standard-net", {"architecture": "mlp", **common}),
@@ -449,7 +466,8 @@ PROTOCOLS: dict[str, Protocol] = {
                 ModelSpec("realmlp-td", "realmlp-td", {"n_epochs": 8}),
                 ModelSpec("tabm-d", "tabm-d", {"n_epochs": 8}),
             )
-            + _network_models(width=64, depth=3, lambdas=(1e-4, 1e-3, 1e-2, 1e-1), max_steps=300),
+            + _network_models(width=64, depth=3, lambdas=(1e-4, 1e-3, 1e-2, 1e-1), max_steps=300,
+                              recipe=DEFAULT_RECIPE),
             split=SplitSpec(kind="shuffle", seeds=(0,), row_cap=None, n_train=0.6),
             preprocessing=Preprocessing(standardize=True, target_scaling="robust", metric_scale="scaled"),
         ),
