@@ -36,7 +36,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from psilon.nn import WeightNormNet
+from psilon.nn import CReLULinear, WeightNormNet
 from psilon.nn.checks import check_bool, check_int, check_positive_float
 
 __all__ = [
@@ -48,6 +48,9 @@ __all__ = [
     "lipschitz_bound",
     "lipschitz_lower_bound",
     "training_penalty",
+    "weighted_lipschitz_bound",
+    "pairwise_lipschitz_bound",
+    "feature_path_norms",
 ]
 
 
@@ -177,3 +180,113 @@ def _max_grad_l1(model: WeightNormNet, pts: Tensor) -> Tensor:
         (g,) = torch.autograd.grad(out[..., k].sum(), p, retain_graph=k + 1 < out.shape[-1])
         norms.append(g.abs().sum(-1).amax(-1))  # (K,)
     return torch.stack(norms, dim=-1)
+
+
+# --------------------------------------------------------------------------- certificates for users
+def _bound_mode(model: WeightNormNet) -> str:
+    """The chain :func:`lipschitz_bound` uses: the 1-path-norm (MLP) or the tight Jacobian chain (ResNet)."""
+    return "paths" if model.architecture == "mlp" else "tight"
+
+
+def _input_weights(model: WeightNormNet, input_weights) -> Tensor:
+    """``input_weights`` as a ``(K, in)`` tensor of finite non-negative values (``None``: ones)."""
+    ref = model.embed.direction
+    if input_weights is None:
+        return torch.ones(model.n_members, model.in_features, dtype=ref.dtype, device=ref.device)
+    w = torch.as_tensor(input_weights, dtype=ref.dtype, device=ref.device)
+    if w.dim() == 1:
+        w = w.expand(model.n_members, -1)
+    if w.shape != (model.n_members, model.in_features):
+        raise ValueError(
+            f"input_weights must have shape ({model.in_features},) or ({model.n_members}, {model.in_features}), "
+            f"got {tuple(w.shape)}"
+        )
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+        raise ValueError("input_weights must be finite and non-negative (0 holds a feature fixed)")
+    return w
+
+
+def _chain_to_head(model: WeightNormNet, u: Tensor, mode: str) -> Tensor:
+    """The path sums ``(K, width)`` arriving at the predictor when the chain starts from ``u``."""
+    u = model.embed.path_step(u, mode)
+    residual = model.architecture == "resnet"
+    for layer in model.hidden:
+        u = layer.path_step(u, mode, skip=residual)
+    return u
+
+
+def weighted_lipschitz_bound(model: WeightNormNet, input_weights=None) -> Tensor:
+    """Certified bound per output for perturbations bounded per input feature.
+
+    If ``|x_j - y_j| <= w_j t`` for every input ``j`` (``w = input_weights``, ``w_j = 0``
+    holds feature ``j`` fixed), then ``|f_k(x) - f_k(y)| <= B_k t`` with ``B = P w``,
+    where ``P`` is the non-negative matrix chain of :func:`lipschitz_bound` (the
+    product of the layers' ``|W|`` steps bounds the Jacobian entrywise:
+    ``|J(x)| <= P`` for every ``x``). The chain is evaluated from ``u_0 = w`` instead of
+    ``u_0 = 1``, so ``input_weights=None`` (ones) is exactly :func:`lipschitz_bound`.
+
+    Use: an affine preprocessing ``z_j = (x_j - m_j) / s_j`` in front of the network
+    turns an l_inf ball of radius ``r`` in ``x`` into ``|dz_j| <= r / s_j``: the bound of
+    the composed map in the units of ``x`` is this function with ``w_j = 1 / s_j``
+    (the exact path bound of the network whose first layer's columns are divided by
+    ``s_j``). Shape ``(out,)`` or ``(members, out)``.
+    """
+    _check_model(model)
+    mode = _bound_mode(model)
+    u = _chain_to_head(model, _input_weights(model, input_weights), mode)
+    return _finish(model, model.head.path_step(u, mode), True)
+
+
+def pairwise_lipschitz_bound(model: WeightNormNet, input_weights=None) -> Tensor:
+    """Certified bound ``L_ij`` on the Lipschitz constant of every logit difference ``f_i - f_j``.
+
+    The predictor is linear in the last hidden representation ``h``: ``f_i - f_j`` is a
+    network with the same hidden layers and the single output row ``W_K,i - W_K,j``
+    (for a CReLU predictor the pair ``(W+_i - W+_j, W-_i - W-_j)``, whose Jacobian row
+    picks, per coordinate, one of the two halves: bounded entrywise by
+    ``max(|W+_i - W+_j|, |W-_i - W-_j|)``). Its path bound is that row's absolute
+    value applied to the chain's path sums at the predictor, computed exactly here.
+    Since ``|a - b| <= |a| + |b|`` entrywise, ``L_ij <= L_i + L_j`` (the per-output bounds
+    of :func:`weighted_lipschitz_bound`), often much smaller when two logits share paths.
+    ``input_weights`` as in :func:`weighted_lipschitz_bound`. Shape ``(out, out)`` or
+    ``(members, out, out)``, symmetric with a zero diagonal.
+    """
+    _check_model(model)
+    mode = _bound_mode(model)
+    u = _chain_to_head(model, _input_weights(model, input_weights), mode)  # (K, h)
+    head = model.head
+    if isinstance(head, CReLULinear):
+        w_plus, w_minus = head.weight_pair()
+        d_plus = (w_plus[:, :, None, :] - w_plus[:, None, :, :]).abs()
+        d_minus = (w_minus[:, :, None, :] - w_minus[:, None, :, :]).abs()
+        rows = d_plus + d_minus if mode == "paths" else torch.maximum(d_plus, d_minus)
+    else:
+        w = head.weight()
+        rows = (w[:, :, None, :] - w[:, None, :, :]).abs()  # (K, out, out, h)
+    pair = (rows * u[:, None, None, :]).sum(-1)
+    return pair[0] if model.members is None else pair
+
+
+def feature_path_norms(model: WeightNormNet, *, per_output: bool = False) -> Tensor:
+    """The 1-path-norm split by the input feature the paths start from.
+
+    Entry ``j`` is the chain of :func:`path_norm` started from ``u_0 = e_j`` (the paths
+    leaving input ``j``): ``(P e_j)_k = P_kj`` for the chain's non-negative matrix ``P``.
+    The chain is linear in ``u_0``, so all columns come from one differentiation of
+    ``u_0 -> P u_0`` (per output with ``per_output``), which is exact for a linear map;
+    since ``1 = sum_j e_j`` the entries sum to :func:`path_norm` (to float rounding), and
+    a feature whose embedder column is zero (removed by pruning;
+    :func:`psilon.sparsity.compact` drops it) gets exactly 0. Shape ``(in,)`` (summed
+    over outputs) or ``(out, in)`` with ``per_output``; a members dimension in front for
+    a members network.
+    """
+    _check_model(model)
+    per_output = check_bool("per_output", per_output)
+    with torch.inference_mode(False), torch.enable_grad():
+        u0 = _input_weights(model, None).clone().requires_grad_(True)
+        out = model.head.path_step(_chain_to_head(model, u0, "paths"), "paths")  # (K, out)
+        targets = [out[:, k].sum() for k in range(out.shape[1])] if per_output else [out.sum()]
+        grads = [torch.autograd.grad(t, u0, retain_graph=True)[0] for t in targets]
+    values = torch.stack(grads, dim=1) if per_output else grads[0]  # (K, out, in) or (K, in)
+    values = values.detach()
+    return values[0] if model.members is None else values
