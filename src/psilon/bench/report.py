@@ -419,7 +419,7 @@ def _ablation_claim(variants: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _ablation_lines(a: dict[str, Any], description: str | None) -> list[str]:
+def _ablation_lines(a: dict[str, Any]) -> list[str]:
     lines = []
     for dataset, d in a["datasets"].items():
         lines += [f"### Deep ablation on `{dataset}`", ""]
@@ -432,14 +432,14 @@ def _ablation_lines(a: dict[str, Any], description: str | None) -> list[str]:
                 f"`{dataset}` and are not comparable to the paper's.",
                 "",
             ]
-        lines += _ablation_settings_lines(a["settings"], description)
+        lines += _ablation_settings_lines(a["settings"])
         lines += _ablation_table(d["variants"])
         lines += _ablation_grid_lines(d["variants"])
         lines += _ablation_claim_lines(a["claim"].get(dataset), d["variants"])
     return lines
 
 
-def _ablation_settings_lines(settings: dict[str, list], description: str | None) -> list[str]:
+def _ablation_settings_lines(settings: dict[str, list]) -> list[str]:
     from psilon.bench.protocols import DEEP_ABLATION_PAPER
 
     def show(k):
@@ -605,7 +605,9 @@ def _markdown_protocol(name: str, s: dict[str, Any], protocol_info: dict[str, An
         lines += [protocol_info["description"], ""]
     datasets = s["datasets"]
     if "ablation" in s:
-        lines += _ablation_lines(s["ablation"], (protocol_info or {}).get("description"))
+        lines += _ablation_lines(s["ablation"])
+        n_tasks = sum(t["tasks"] for t in s.get("fit_time", {}).values())
+        lines += [f"Fit time: {_fmt(s.get('total_fit_hours'), 2)} CPU-hours over {n_tasks} finished tasks.", ""]
     elif not datasets:
         lines += ["No finished tasks yet.", ""]
     else:
