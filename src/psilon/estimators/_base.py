@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from psilon.estimators._certificates import CertificatesMixin, module_feature_path_norms, warn_refit_budget
 from psilon.estimators._inputs import check_eval_set, num_rows, validate_features
 from psilon.estimators._params import FitParams, check_params
 from psilon.estimators._persistence import load_estimator, save_estimator
@@ -30,7 +31,7 @@ __all__ = ["_PSiLONBase"]
 _PREDICT_CHUNK = 8192
 
 
-class _PSiLONBase(BaseEstimator):
+class _PSiLONBase(CertificatesMixin, BaseEstimator):
     """Shared parameters, fitting and persistence of the two estimators."""
 
     def __init__(
@@ -62,6 +63,7 @@ class _PSiLONBase(BaseEstimator):
         device="auto",
         random_state=None,
         verbose=False,
+        lipschitz_max=None,
     ):
         self.model = model
         self.architecture = architecture
@@ -89,6 +91,7 @@ class _PSiLONBase(BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.lipschitz_max = lipschitz_max
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -140,7 +143,7 @@ class _PSiLONBase(BaseEstimator):
             result = lambda_path(Z[rows], y_enc[rows], lambdas=params.lambdas, val_data=plan.val_data, **restore, **common)
         else:
             result = lambda_path(Z, y_enc, lambdas=params.lambdas, folds=plan.folds, **restore, **common)
-        self._select(result, params.lambdas, is_cv=plan.folds is not None)
+        self._select(result, params.lambdas, is_cv=plan.folds is not None, lipschitz_max=params.lipschitz_max)
         if plan.folds is None:
             module = result.net.member(int(np.flatnonzero(self.path_["selected"])[0]))
         else:
@@ -148,6 +151,7 @@ class _PSiLONBase(BaseEstimator):
         self.n_steps_ = result.steps
         self.diverged_ = result.diverged
         self._set_fitted_module(module, pruned=prune_steps > 0)
+        warn_refit_budget(self, params.lipschitz_max)
         return self
 
     def _fit_preprocessor(self, X) -> np.ndarray:
@@ -181,10 +185,11 @@ class _PSiLONBase(BaseEstimator):
             return holdout_plan(Z, y_enc, fraction=params.validation_fraction, stratify=stratify, rs=rs, owner=owner)
         return cv_plan(len(y_enc), cv=params.cv, stratify=stratify, rs=rs, owner=owner)
 
-    def _select(self, result, grid: np.ndarray, *, is_cv: bool) -> None:
+    def _select(self, result, grid: np.ndarray, *, is_cv: bool, lipschitz_max: float | None = None) -> None:
         """``path_``, ``lambda_`` and ``history_`` from the lambda path's result."""
         self.path_, best = lambda_path_frame(
-            result, grid, is_cv=is_cv, output_scale=self._output_scale(), owner=type(self).__name__
+            result, grid, is_cv=is_cv, output_scale=self._output_scale(), owner=type(self).__name__,
+            lipschitz_max=lipschitz_max,
         )
         self.lambda_ = float(grid[best])
         self.history_ = history_frame(result)
@@ -203,6 +208,7 @@ class _PSiLONBase(BaseEstimator):
         """``module_`` and its certificates (``lipschitz_bound_``, ``near_sparsity_``, ``selected_features_``)."""
         self.module_ = frozen(module)
         self.lipschitz_bound_, self.near_sparsity_ = module_certificates(self.module_, self._output_scale())
+        self.feature_path_norms_ = module_feature_path_norms(self.module_)
         if pruned:
             self.selected_features_ = used_features(self.module_, self._feature_names_out())
 

@@ -8,6 +8,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 
 from psilon.estimators._base import _PSiLONBase
+from psilon.estimators._certificates import certified_radius
 from psilon.estimators._inputs import check_labels, num_rows
 from psilon.estimators._preprocessing import plain
 
@@ -64,6 +65,26 @@ class PSiLONClassifier(ClassifierMixin, _PSiLONBase):
         """Logits: ``(n,)`` for binary problems, ``(n, n_classes)`` otherwise."""
         logits = self._raw_predict(X)
         return logits[:, 0] if self.classes_.size == 2 else logits
+
+    def certified_radius(self, X, norm: str = "linf", *, space: str = "input"):
+        """Per sample of ``X``: a radius ``r`` such that no perturbation ``d`` with ``||d||_inf < r``
+        changes the predicted class.
+
+        Binary (one logit ``f``, certified bound ``L``): ``r = |f(x)| / L``. Multiclass,
+        top logit ``t``: ``r = min_{j != t} (f_t(x) - f_j(x)) / L_tj``, where ``L_tj``
+        certifies the difference ``f_t - f_j``: the predictor is linear, so that difference
+        is a network with the same hidden layers and the single output row
+        ``W_K,t - W_K,j``, whose path bound is computed exactly
+        (:func:`psilon.pathnorm.pairwise_lipschitz_bound`; ``L_tj <= L_t + L_j``). Then
+        ``f_t(x+d) - f_j(x+d) >= f_t(x) - f_j(x) - L_tj ||d|| > 0`` for every ``j``.
+
+        ``space='input'`` (default): radii in the units of ``X`` as passed, perturbing the
+        numeric columns only (one-hot categorical and missing-indicator columns, and
+        missing entries, are held fixed); ``'standardized'``: in the preprocessed feature
+        space, every feature perturbed. ``norm``: ``'linf'`` (the radius holds a fortiori
+        for any l_p norm). Returns ``(n,)`` floats (``inf`` when nothing can flip it).
+        """
+        return certified_radius(self, X, norm, space)
 
     def predict(self, X):
         """Most probable class per sample."""

@@ -72,6 +72,7 @@ class FitParams:
     final_div_factor: float
     device: object
     halving: bool
+    lipschitz_max: float | None = None
 
     def n_steps(self, n_train: int) -> int:
         """Optimizer steps: ``max_steps``, ``epochs`` times the batches per epoch, or :func:`auto_steps`."""
@@ -149,6 +150,13 @@ def _device(value, owner: str):
     return value
 
 
+def _lipschitz_max(value, owner: str) -> float | None:
+    """``None`` (no budget) or a positive certified-bound budget."""
+    if value is None:
+        return None
+    return check_positive_float("lipschitz_max", value, owner=owner)
+
+
 def check_params(params: dict, *, owner: str) -> FitParams:
     """Check the estimator parameters ``params`` (``get_params(deep=False)``); ValueError naming the bad one."""
     choices = {name: _as_choice(name, params[name], owner) for name in CHOICES}
@@ -176,4 +184,5 @@ def check_params(params: dict, *, owner: str) -> FitParams:
         final_div_factor=check_positive_float("final_div_factor", params["final_div_factor"], owner=owner),
         device=_device(params["device"], owner),
         halving=check_bool("halving", params["halving"], owner=owner),
+        lipschitz_max=_lipschitz_max(params.get("lipschitz_max"), owner),
     )

@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.base import RegressorMixin
 
 from psilon.estimators._base import _PSiLONBase
+from psilon.estimators._certificates import check_eps, output_bound
 from psilon.estimators._inputs import check_regression_targets, num_rows
 from psilon.estimators._preprocessing import robust_target_scaling
 
@@ -100,6 +101,22 @@ class PSiLONRegressor(RegressorMixin, _PSiLONBase):
         """Predictions ``(n,)`` (or ``(n, targets)`` for a 2-d ``y``) in the units of ``y``."""
         out = self._raw_predict(X) * self.y_scale_ + self.y_center_
         return out.ravel() if self.y_ndim_ == 1 else out
+
+    def prediction_bounds(self, X, eps, *, space: str = "input"):
+        """Certified intervals ``(lower, upper)`` of the prediction under any perturbation of norm <= ``eps``.
+
+        ``lower = f(x) - L eps``, ``upper = f(x) + L eps`` in the units of ``y``, with ``L``
+        the certified bound per output (:meth:`certified_lipschitz_bound` for ``space``):
+        for every ``d`` with ``||d||_inf <= eps``, ``lower <= predict(x + d) <= upper``.
+        ``eps``: a number or one per row. ``space='input'`` (default): ``eps`` in the units
+        of ``X`` (numeric columns perturbed; categorical and indicator columns fixed);
+        ``'standardized'``: in the preprocessed feature space. Shapes as :meth:`predict`.
+        """
+        pred = self.predict(X)
+        eps = check_eps(eps, len(pred))
+        bound = output_bound(self, space)  # (outputs,)
+        width = eps[:, None] * bound[None, :] if pred.ndim == 2 else eps * bound[0]
+        return pred - width, pred + width
 
     def _extra_state(self) -> dict:
         return {"y_center": self.y_center_.tolist(), "y_scale": self.y_scale_.tolist(), "y_ndim": self.y_ndim_}

@@ -24,11 +24,15 @@ def _path_status(ok: np.ndarray, status: np.ndarray) -> list[str]:
     ]
 
 
-def lambda_path_frame(result, grid: np.ndarray, *, is_cv: bool, output_scale: np.ndarray, owner: str):
+def lambda_path_frame(
+    result, grid: np.ndarray, *, is_cv: bool, output_scale: np.ndarray, owner: str, lipschitz_max: float | None = None
+):
     """``(path_, best)``: one row per lambda, the lowest mean validation loss selected; ``best`` its position.
 
     ``lipschitz_bound`` is scaled by ``output_scale`` (per output; the largest output is
-    kept). RuntimeError when every lambda diverged.
+    kept). RuntimeError when every lambda diverged. With ``lipschitz_max`` only the
+    lambdas whose ``lipschitz_bound`` is at most the budget are candidates (column
+    ``within_budget``); ValueError naming the smallest bound reached when none is.
     """
     k_l = grid.size
     n_folds = result.net.n_members // k_l
@@ -57,9 +61,26 @@ def lambda_path_frame(result, grid: np.ndarray, *, is_cv: bool, output_scale: np
     )
     if is_cv:
         path.insert(1, "val_loss_std", np.where(ok, val.std(0), np.nan))
+    if lipschitz_max is not None:
+        within = ok & (lip <= lipschitz_max)
+        path["within_budget"] = within
+        _check_budget(within, lip, ok, grid, lipschitz_max, owner)
+        score = np.where(within, score, np.nan)
     best = int(np.nanargmin(score))
     path["selected"] = np.arange(k_l) == best
     return path, best
+
+
+def _check_budget(within, lip, ok, grid, lipschitz_max: float, owner: str) -> None:
+    if within.any():
+        return
+    i = int(np.nanargmin(np.where(ok, lip, np.nan)))
+    raise ValueError(
+        f"{owner}: no lambda has a certified Lipschitz bound <= lipschitz_max={lipschitz_max:g}; the smallest "
+        f"bound reached is {lip[i]:.4g} (lambda={grid[i]:g}, the largest lambda of the grid is {grid.max():g}). "
+        f"Add larger lambdas (stronger path-norm regularization, e.g. lambdas=[..., {10 * grid.max():g}]) "
+        "or raise lipschitz_max"
+    )
 
 
 def history_frame(result) -> pd.DataFrame:
