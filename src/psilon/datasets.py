@@ -43,6 +43,11 @@ multiclass; OpenML follows the target's type; PMLB uses the ``pmlb`` package's
 classification/regression lists when it is installed, else the target's dtype (PMLB
 stores class labels as integers and regression targets as floats), which agrees with the
 lists for every set in the cache.
+
+A target option ``@regression`` after a name (``pmlb:wine_quality_white@regression``)
+loads an integer-coded target as a regression target (float; e.g. wine quality, which
+PMLB files as 7-class classification and the paper's OpenML suite has as regression).
+The option is part of the qualified name, so a benchmark task's key records it.
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ __all__ = [
     "MNIST_DIR",
     "SOURCES",
     "SKLEARN_DATASETS",
+    "TARGET_OPTIONS",
     "find_data_dir",
     "infer_task",
     "list_datasets",
@@ -91,6 +97,9 @@ DATA_DIR_ENV = "PSILON_DATA_DIR"
 SOURCES: tuple[str, ...] = ("sklearn", "uci", "pmlb", "images", "openml")
 
 TaskType = Literal["regression", "binary", "multiclass"]
+
+#: Target options a name may end with (``<source>:<name>@<option>``): the task they force.
+TARGET_OPTIONS: dict[str, TaskType] = {"regression": "regression"}
 
 #: scikit-learn's bundled (offline) datasets: name -> (loader function name, task type).
 SKLEARN_DATASETS: dict[str, tuple[str, TaskType]] = {
@@ -256,11 +265,32 @@ def list_datasets(source: str | None = None, data_dir: str | os.PathLike | None 
     return [f"{s}:{n}" for s in sources for n in _local_names(s, folder)]
 
 
+def _split_option(name: str) -> tuple[str, str | None]:
+    """``(name, option)`` of ``"<name>@<option>"``; the option must be one of :data:`TARGET_OPTIONS`."""
+    if not isinstance(name, str) or "@" not in name:
+        return name, None
+    base, _, option = name.strip().rpartition("@")
+    if option not in TARGET_OPTIONS:
+        raise DatasetError(
+            f"unknown target option {option!r} in {name!r}; known: "
+            + ", ".join(f"@{o}" for o in TARGET_OPTIONS)
+        )
+    return base, option
+
+
 def resolve_name(name: str, data_dir: str | os.PathLike | None = None) -> str:
     """The qualified name ``"<source>:<name>"`` for ``name``, or a :class:`DatasetError`.
 
-    Errors list close matches, or the data folder setting when the local folder is missing.
+    A target option (``"wine_quality_white@regression"``) is kept at the end of the
+    qualified name. Errors list close matches, or the data folder setting when the local
+    folder is missing.
     """
+    base, option = _split_option(name)
+    qualified = _resolve_base(base, data_dir)
+    return qualified if option is None else f"{qualified}@{option}"
+
+
+def _resolve_base(name: str, data_dir: str | os.PathLike | None) -> str:
     source, bare = _split_name(name)
     folder = find_data_dir(data_dir)
     if source == "openml":
@@ -334,7 +364,21 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
     """Load a dataset by (qualified or bare) name. See the module docstring for the sources."""
     qualified = resolve_name(name, data_dir)
     folder = find_data_dir(data_dir)
-    return _load_cached(qualified, None if folder is None else str(folder))
+    base, option = _split_option(qualified)
+    dataset = _load_cached(base, None if folder is None else str(folder))
+    return dataset if option is None else _with_target_option(dataset, option)
+
+
+def _with_target_option(dataset: Dataset, option: str) -> Dataset:
+    """``dataset`` with its target read as :data:`TARGET_OPTIONS` ``[option]`` says."""
+    task = TARGET_OPTIONS[option]
+    if task == "regression":
+        if not pd.api.types.is_numeric_dtype(dataset.y) or pd.api.types.is_bool_dtype(dataset.y):
+            raise DatasetError(
+                f"{dataset.name}@{option}: the target ({dataset.y.dtype}) is not numeric, so it cannot be a regression target"
+            )
+        y = dataset.y.astype(float)
+    return Dataset(f"{dataset.name}@{option}", dataset.source, dataset.X, y, task, dataset.test_masks)
 
 
 @functools.lru_cache(maxsize=8)
