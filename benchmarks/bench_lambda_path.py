@@ -61,14 +61,16 @@ def _time(fn) -> float:
     return time.perf_counter() - t
 
 
-def bench_width(width: int, rounds: int, mm_size: int, floor_detail: bool = False) -> dict:
+def bench_width(width: int, rounds: int, mm_size: int, floor_detail: bool = False, compiled: bool = True) -> dict:
     from psilon.nn import PSiLONNet
 
     torch.manual_seed(0)
     x = torch.randn(BATCH, D)
     y = torch.randn(BATCH, 1)
     lam13 = torch.logspace(-4, -0.3, MEMBERS)
-    stacked = _step_fn(PSiLONNet(D, 1, width=width, depth=DEPTH, members=MEMBERS), x, y, lam13)
+    # a long fit (compile='auto', >= COMPILE_MIN_STEPS steps) compiles the wide layers' kernels
+    net13 = PSiLONNet(D, 1, width=width, depth=DEPTH, members=MEMBERS).set_compiled_kernels(compiled)
+    stacked = _step_fn(net13, x, y, lam13)
     single = _step_fn(PSiLONNet(D, 1, width=width, depth=DEPTH), x, y, lam13[:1])
     singles = [_step_fn(PSiLONNet(D, 1, width=width, depth=DEPTH), x, y, lam13[k : k + 1]) for k in range(MEMBERS)]
 
@@ -81,7 +83,7 @@ def bench_width(width: int, rounds: int, mm_size: int, floor_detail: bool = Fals
     for fn in (stacked, single, sequential, lambda: torch.mm(a, b)):  # warm-up
         fn()
         fn()
-    floor, _ = record_gemms(stacked)  # the 13-member step's own GEMMs, replayed alone
+    floor, _ = record_gemms(stacked, nets=(net13,))  # the 13-member step's own GEMMs, replayed alone
     t13, t1, tseq, tmm, tfloor = [], [], [], [], []
     for _ in range(rounds):
         tmm.append(_time(lambda: torch.mm(a, b)))
@@ -154,6 +156,7 @@ def main(argv=None) -> None:
     parser.add_argument("--mm-size", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-malloc-tuning", action="store_true")
+    parser.add_argument("--eager", action="store_true", help="eager kernels (default: compiled, as long fits run)")
     parser.add_argument("--paper-fit", action="store_true", help="also run one paper-size fit")
     parser.add_argument("--paper-steps", type=int, default=5000)
     parser.add_argument("--skip-steps", action="store_true", help="skip the step table")
@@ -165,7 +168,7 @@ def main(argv=None) -> None:
         tune_allocator()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+    print(f"torch {torch.__version__}, device cpu, threads {torch.get_num_threads()}, "
           f"malloc tuning {'off' if args.no_malloc_tuning else 'on'}, load avg {os.getloadavg()[0]:.1f}")
     if not args.skip_steps:
         print(f"\none training step (fwd+bwd+Adam), depth {DEPTH}, batch {BATCH}, {D} features; "
@@ -174,7 +177,7 @@ def main(argv=None) -> None:
                f"{'GFLOP/s':>8} {'mm GF/s':>8} {'frac mm':>8} {'GEMM floor':>11} {'floor frac':>10}")
         print(hdr)
         for width in args.widths:
-            r = bench_width(width, args.rounds, args.mm_size, args.floor_detail)
+            r = bench_width(width, args.rounds, args.mm_size, args.floor_detail, compiled=not args.eager)
             goal = "goal <= 0.40" if width < 128 else "goal >= 0.70"
             print(f"{r['width']:>5} {r['step13_ms']:>8.1f}ms {r['step1_ms']:>7.1f}ms {r['seq13_ms']:>7.1f}ms "
                   f"{r['ratio_vs_seq']:>8.3f} {r['ratio_vs_1']:>7.2f} {r['gflops13']:>8.1f} {r['gflops_mm']:>8.1f} "
