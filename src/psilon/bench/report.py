@@ -42,7 +42,7 @@ from psilon.bench.protocols import canonical_json
 from psilon.bench.store import ResultStore, atomic_write_bytes, atomic_write_text
 from psilon.recovery.options import prepare_out_dir
 
-__all__ = ["load_results", "read_usable", "summarize", "write_report"]
+__all__ = ["critical_difference", "load_results", "read_usable", "summarize", "write_report"]
 
 PSILON = "psilon-net"
 RIVALS = ("standard-net", "random-forest")
@@ -51,6 +51,12 @@ ABLATION_ENTRY = "deep-resnet"
 #: The deep ablation's settings named in the report, and the paper's values of them.
 _ABLATION_SETTINGS = ("width", "depth", "epochs", "batch_size", "learning_rate", "eval_every_epochs", "prune_epochs")
 _PAPER_DATASET = "images:fashion-mnist"
+#: Protocols on the paper's 30 tabular datasets (issue #15): their report opens with the claim
+#: section (PSiLON Net better than a rival on CLAIM_WINS of CLAIM_OF datasets, tests, mean ranks and CD).
+CLAIM_PROTOCOLS = ("paper-exact", "default-recipe-30")
+CLAIM_WINS, CLAIM_OF = 21, 30
+#: Level of Nemenyi's critical difference.
+CD_ALPHA = 0.05
 
 
 def _store_path(results: str | os.PathLike) -> Path:
@@ -227,6 +233,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         part = frame[frame["protocol"] == protocol] if len(frame) else frame
         prows = [r for r in rows if r["protocol"] == protocol]
         summary[protocol] = _summarize_protocol(part, prows)
+        if protocol in CLAIM_PROTOCOLS and not part.empty:
+            summary[protocol]["claim"] = _claim_summary(part)
     return _nan_to_none(summary)
 
 
@@ -450,8 +458,10 @@ def _ablation_settings_lines(settings: dict[str, list]) -> list[str]:
     return [
         f"Settings ({size}): width {show('width')}, depth {show('depth')} weight layers (embedder, residual blocks, "
         f"predictor), {show('epochs')} epochs of batch {show('batch_size')}, Adam lr {show('learning_rate')} with the "
-        f"one-cycle schedule stepped per epoch, validation every {show('eval_every_epochs')} epochs, pruning epochs "
-        f"{show('prune_epochs') if settings.get('prune_epochs') else '0'}. The paper: width 500, depth 12 (10 blocks), "
+        f"one-cycle schedule stepped per epoch, validation every {show('eval_every_epochs')} epochs, "
+        + (f"pruning over the last {show('prune_epochs')} epochs in the rows marked '+ pruning', none elsewhere"
+           if settings.get("prune_epochs") else "no pruning")
+        + ". The paper: width 500, depth 12 (10 blocks), "
         "400 epochs of batch 200, Adam lr 2e-2.",
         "",
     ]
@@ -468,7 +478,8 @@ def _ablation_table(variants: dict[str, Any]) -> list[str]:
     lines = [
         "Test accuracy, test cross-entropy, near-sparsity (mean over neurons) and exact sparsity (fraction of zero "
         "weights) of the final model, Lipschitz bound (l_inf input, max over outputs) and fit time. Best accuracy "
-        "and highest near-sparsity in bold; grid rows give the lambda selected on validation.",
+        "and highest near-sparsity in bold; grid rows give the lambda selected on validation. Fit time and ms/step "
+        "(fit time / steps, validation included) depend on the load of the machine that ran the task.",
         "",
         "| variant | label | λ | test accuracy | test CE | near-sparsity | exact sparsity | Lipschitz bound "
         "| fit time (min) | ms/step | splits |",
@@ -573,6 +584,194 @@ def _ablation_plot(a: dict[str, Any], protocol: str, base: Path, plots: Path) ->
     return written
 
 
+# ------------------------------------------------------------------------------- the paper's claim (issue #15)
+
+
+def _paired_tests(ours: pd.Series, theirs: pd.Series) -> dict[str, Any]:
+    """Wins / ties / losses of ``ours`` (lower is better) against ``theirs`` per dataset, the two-sided
+    sign test of the wins among the untied datasets, and the Wilcoxon signed-rank test of the
+    per-dataset log ratios ``log(ours / theirs)`` (the ratios against 1)."""
+    from scipy.stats import binomtest, wilcoxon
+
+    wins, losses = int((ours < theirs).sum()), int((ours > theirs).sum())
+    out: dict[str, Any] = {"datasets": int(len(ours)), "wins": wins, "ties": int(len(ours)) - wins - losses,
+                           "losses": losses, "sign_p": None, "wilcoxon_p": None, "geometric_mean_ratio": None}
+    if wins + losses:
+        out["sign_p"] = float(binomtest(wins, wins + losses, 0.5, alternative="two-sided").pvalue)
+    if len(ours) and bool((ours > 0).all() and (theirs > 0).all()):
+        log_ratio = np.log(ours.to_numpy(float) / theirs.to_numpy(float))
+        out["geometric_mean_ratio"] = float(np.exp(log_ratio.mean()))
+        if np.any(log_ratio != 0):
+            out["wilcoxon_p"] = float(wilcoxon(log_ratio, zero_method="wilcox", alternative="two-sided").pvalue)
+    return out
+
+
+def _claim_verdict(wins: int, datasets: int) -> str:
+    """``reproduces`` (at least CLAIM_WINS wins), ``does not reproduce`` (not reachable even when
+    every dataset left is a win) or ``open``."""
+    if wins >= CLAIM_WINS:
+        return "reproduces"
+    return "does not reproduce" if wins + max(CLAIM_OF - datasets, 0) < CLAIM_WINS else "open"
+
+
+def critical_difference(n_models: int, n_datasets: int, alpha: float = CD_ALPHA) -> tuple[float, float]:
+    """Nemenyi's critical difference of mean ranks, ``(q, CD)``: ``q`` is the studentized range's
+    ``1 - alpha`` quantile for ``n_models`` groups and infinite degrees of freedom over sqrt(2),
+    ``CD = q * sqrt(k (k + 1) / (6 N))`` (Demšar 2006)."""
+    from scipy.stats import studentized_range
+
+    if n_models < 2 or n_datasets < 1:
+        raise ValueError(f"a critical difference needs >= 2 models and >= 1 dataset, not {n_models} and {n_datasets}")
+    q = float(studentized_range.ppf(1 - alpha, n_models, np.inf)) / math.sqrt(2)
+    return q, q * math.sqrt(n_models * (n_models + 1) / (6.0 * n_datasets))
+
+
+def _rank_groups(mean_rank: pd.Series, cd: float) -> list[list[str]]:
+    """Maximal runs of models (in mean-rank order) whose mean ranks span less than ``cd``."""
+    names, values = list(mean_rank.index), mean_rank.to_numpy(float)
+    groups: list[list[str]] = []
+    for i in range(len(names)):
+        j = i
+        while j + 1 < len(names) and values[j + 1] - values[i] < cd:
+            j += 1
+        if j > i and not (groups and names.index(groups[-1][-1]) >= j):
+            groups.append(names[i : j + 1])
+    return groups
+
+
+def _rank_test(ranks: pd.DataFrame) -> dict[str, Any] | None:
+    """Mean ranks on the datasets every model has finished, Friedman's test and Nemenyi's CD."""
+    from scipy.stats import friedmanchisquare
+
+    complete = ranks.dropna(axis=0, how="any")
+    k, n = complete.shape[1], complete.shape[0]
+    if k < 2 or n < 1:
+        return None
+    mean_rank = complete.mean(axis=0).sort_values()
+    q, cd = critical_difference(k, n)
+    friedman = None
+    if k >= 3 and n >= 2 and complete.nunique(axis=1).gt(1).any():
+        friedman = float(friedmanchisquare(*(complete[m].to_numpy(float) for m in complete.columns)).pvalue)
+    return {"datasets": n, "models": k, "alpha": CD_ALPHA, "q": q, "cd": cd, "friedman_p": friedman,
+            "mean_rank": mean_rank.to_dict(), "groups": _rank_groups(mean_rank, cd)}
+
+
+def _claim_summary(part: pd.DataFrame) -> dict[str, Any]:
+    """PSiLON Net against StandardNet and random forest on the paper's 30 datasets, paired as the
+    wins of :func:`_summarize_protocol`, with the tests and the verdict on 21 of 30."""
+    scores = _split_scores(part)
+    rivals = {}
+    for rival in RIVALS:
+        if PSILON in scores.columns and rival in scores.columns:
+            both = scores[[PSILON, rival]].dropna().groupby(level="dataset").mean()
+            tests = _paired_tests(both[PSILON], both[rival])
+            rivals[rival] = {**tests, "verdict": _claim_verdict(tests["wins"], tests["datasets"])}
+    return {"wins_needed": CLAIM_WINS, "of": CLAIM_OF, "rivals": rivals, "ranks": _rank_test(_paired_ranks(scores))}
+
+
+def _fmt_p(p) -> str:
+    return "–" if p is None else (f"{p:.2g}" if p < 0.01 else f"{p:.3f}")
+
+
+def _claim_lines(name: str, c: dict[str, Any]) -> list[str]:
+    need, of = c["wins_needed"], c["of"]
+    lines = [
+        f"### The paper's claim: PSiLON Net better on {need} of {of} datasets (issue #15)",
+        "",
+        "PSiLON Net against each rival on the datasets both have finished, paired as below (mean test metric over "
+        "the splits both have finished; lower is better). Sign test: two-sided binomial test of the wins among the "
+        "untied datasets. Wilcoxon: signed-rank test of log(PSiLON Net / rival) per dataset, i.e. of the ratios "
+        "against 1. Ratio: geometric mean of PSiLON Net / rival (below 1: PSiLON Net lower).",
+        "",
+        f"| PSiLON Net vs | datasets | wins | ties | losses | sign test p | Wilcoxon p | ratio | {need} of {of} |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for rival, r in c["rivals"].items():
+        lines.append(
+            f"| {rival} | {r['datasets']} of {of} | {r['wins']} | {r['ties']} | {r['losses']} | {_fmt_p(r['sign_p'])} | "
+            f"{_fmt_p(r['wilcoxon_p'])} | {_fmt(r['geometric_mean_ratio'], 3)} | {r['verdict']} |"
+        )
+    lines.append("")
+    if c["rivals"]:
+        lines += [f"Under this protocol's recipe (`{name}`), the paper's {need} of {of}: "
+                  + "; ".join(_verdict_sentence(rival, r, need, of) for rival, r in c["rivals"].items()) + ".", ""]
+    return lines + _rank_lines(c.get("ranks"))
+
+
+def _verdict_sentence(rival: str, r: dict[str, Any], need: int, of: int) -> str:
+    left = max(of - r["datasets"], 0)
+    if r["verdict"] == "reproduces":
+        return f"against {rival} it **reproduces** ({r['wins']} wins on {r['datasets']} of {of} datasets)"
+    if r["verdict"] == "does not reproduce":
+        return (f"against {rival} it **does not reproduce** ({r['wins']} wins on {r['datasets']} of {of} datasets"
+                + (f"; even {left} more wins would not reach {need})" if left else ")"))
+    return (f"against {rival} it is **open** ({r['wins']} wins on {r['datasets']} of {of} datasets so far; "
+            f"{need} needs {need - r['wins']} more wins on the {left} datasets left)")
+
+
+def _rank_lines(t: dict[str, Any] | None) -> list[str]:
+    if t is None:
+        return ["Mean ranks with a critical difference need at least one dataset that every model has finished.", ""]
+    lines = [
+        f"Mean ranks (1 = best) on the {t['datasets']} datasets that all {t['models']} models have finished"
+        + (f"; Friedman test p = {_fmt_p(t['friedman_p'])}" if t["friedman_p"] is not None else "")
+        + f". Nemenyi critical difference at α = {t['alpha']:g}: CD = q √(k(k+1)/(6N)) = {t['cd']:.3f} "
+        f"(q = {t['q']:.3f}, the studentized range's quantile / √2). Mean ranks closer than CD are not "
+        "significantly different.",
+        "",
+        "| model | mean rank | differs from PSiLON Net by more than CD |",
+        "|---|---:|---|",
+    ]
+    ours = t["mean_rank"].get(PSILON)
+    for m, r in t["mean_rank"].items():
+        differs = "" if m == PSILON or ours is None else ("yes" if abs(r - ours) > t["cd"] else "no")
+        lines.append(f"| {m} | {r:.2f} | {differs} |")
+    lines.append("")
+    if t["groups"]:
+        lines += ["Groups not significantly different: " + "; ".join("{" + ", ".join(g) + "}" for g in t["groups"]) + ".", ""]
+    return lines
+
+
+def _cd_plot(c: dict[str, Any], protocol: str, plots: Path) -> list[str]:
+    """``cd_<protocol>.png``: mean ranks on an axis, the CD bar, and bars joining the groups."""
+    t = c.get("ranks")
+    if t is None:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ranks = t["mean_rank"]
+    k = t["models"]
+    fig, ax = plt.subplots(figsize=(7, 1.6 + 0.3 * k))
+    ax.set_xlim(-1.5, k + 2.5)
+    ax.set_ylim(-0.45 * half - 0.6, 1.8)
+    ax.hlines(0, 1, k, color="black")
+    for x in range(1, k + 1):
+        ax.vlines(x, 0, 0.15, color="black")
+        ax.text(x, 0.3, str(x), ha="center", fontsize=8)
+    half = (k + 1) // 2
+    for i, (m, r) in enumerate(ranks.items()):  # the better half labelled on the left, the rest on the right
+        left = i < half
+        y = -0.6 - 0.45 * (i if left else k - 1 - i)
+        edge = 0.6 if left else k + 0.4
+        colour = "tab:blue" if m == PSILON else "grey"
+        ax.plot([r, r, edge], [0, y, y], color=colour, lw=1)
+        ax.text(edge + (-0.05 if left else 0.05), y, f"{m} ({r:.2f})", ha="right" if left else "left", va="center",
+                fontsize=8, fontweight="bold" if m == PSILON else "normal")
+    ax.hlines(1.2, 1, 1 + t["cd"], color="tab:red", lw=2)
+    ax.text(1 + t["cd"] / 2, 1.4, f"CD = {t['cd']:.2f}", ha="center", fontsize=8, color="tab:red")
+    for g, group in enumerate(t["groups"]):
+        ax.hlines(-0.25 - 0.12 * g, ranks[group[0]] - 0.03, ranks[group[-1]] + 0.03, color="black", lw=3)
+    ax.axis("off")
+    ax.set_title(f"Mean ranks on {t['datasets']} datasets, Nemenyi CD at α = {t['alpha']:g} — {protocol}", fontsize=9)
+    name = f"cd_{_slug(protocol)}.png"
+    _save(fig, plots / name)
+    plt.close(fig)
+    return [name]
+
+
 # ------------------------------------------------------------------------------- markdown
 
 
@@ -612,6 +811,8 @@ def _markdown_protocol(name: str, s: dict[str, Any], protocol_info: dict[str, An
         lines += ["No finished tasks yet.", ""]
     else:
         models = _model_order(m for d in datasets.values() for m in d["models"])
+        if "claim" in s:
+            lines += _claim_lines(name, s["claim"])
         lines += _score_table(s, models)
         lines += _incomplete_lines(s)
         lines += _accuracy_table(datasets, models)
@@ -894,6 +1095,8 @@ def write_report(
     for name, s in summary.items():
         if "ablation" in s:
             plots += _ablation_plot(s["ablation"], name, base, out / "plots")
+        if "claim" in s:
+            plots += _cd_plot(s["claim"], name, out / "plots")
     sections = ["# Benchmark report", ""]
     commands = base / "commands.txt"
     if commands.is_file():
