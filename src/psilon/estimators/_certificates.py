@@ -283,6 +283,17 @@ class CertificatesMixin:
         bound = output_bound(self, space)
         return float(bound[0]) if bound.size == 1 else bound
 
+    def perturbation_weights(self, space: str = "input") -> np.ndarray:
+        """Per preprocessed feature, how far it moves per unit of the perturbation's l_inf norm in ``space``.
+
+        ``'input'``: ``1 / s_j`` for the numeric columns of the default preprocessing
+        (``s_j`` their standardization scale), 0 for one-hot and missing-indicator columns
+        (held fixed), ones for ``'passthrough'``; ``'standardized'``: ones. A perturbation
+        of ``X`` with ``||dx||_inf <= r`` moves the network's input ``z`` within the box
+        ``|dz_j| <= r w_j``: the set the certificates (and an attack checking them) cover.
+        """
+        return input_weights(self, space)
+
     def feature_importances(self, *, columns: bool = False) -> pd.Series:
         """``feature_path_norms_`` as a Series: per preprocessed feature, or summed per user column (``columns=True``)."""
         check_is_fitted(self, "feature_path_norms_")
