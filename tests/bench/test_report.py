@@ -1,6 +1,7 @@
 """Reports: tables, ranks and wins from a store; plots, including curves when a network recorded them."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -245,3 +246,113 @@ def test_report_bad_out_is_a_one_line_error(synthetic_store, capsys, bad_out_fol
     out = bad_out_folders[kind]
     assert main(["report", str(synthetic_store), "--out", str(out)]) == 2
     assert_one_line_error(capsys.readouterr().err, out)
+
+
+# ------------------------------------------------------------------------------- issue #15: the claim section
+
+
+def _claim_rows(n=30):
+    """A synthetic paper-exact store on ``n`` datasets with known answers.
+
+    PSiLON Net beats StandardNet on d00-d20 (ratios 0.99, 0.98, ..., 0.79) and loses on
+    d21-d29 by the 9 smallest margins (ratios 1.001 ... 1.009); against random forest it wins
+    on 10 datasets, ties on 2 and loses on 18; linear is last everywhere.
+    """
+    rows = []
+    for i in range(n):
+        d = f"d{i:02d}"
+        psilon = 1.0 - 0.01 * (i + 1) if i <= 20 else 1.0 + 0.001 * (i - 20)
+        rf = psilon + 0.003 if i < 10 else psilon if i < 12 else psilon - 0.05  # never equal to 1.0
+        for model, score in (("psilon-net", psilon), ("standard-net", 1.0), ("random-forest", rf), ("linear", 10.0)):
+            row = _row(d, model, score)
+            rows.append({**row, "protocol": "paper-exact", "key": f"pe-{row['key']}"})
+    return rows
+
+
+def _two_sided_binomial(k, n):
+    tail = sum(math.comb(n, j) for j in range(0, min(k, n - k) + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
+def _exact_signed_rank_p(w_small, n):
+    """Two-sided exact p of the signed-rank statistic min(W+, W-) = ``w_small`` for ``n`` untied ranks:
+    counts the subsets of {1..n} with sum <= w_small."""
+    counts = [1] + [0] * (n * (n + 1) // 2)
+    for r in range(1, n + 1):
+        for total in range(len(counts) - 1, r - 1, -1):
+            counts[total] += counts[total - r]
+    return min(1.0, 2 * sum(counts[: w_small + 1]) / 2**n)
+
+
+def test_claim_statistics_have_the_known_answers():
+    s = summarize(_claim_rows())["paper-exact"]
+    c = s["claim"]
+    std, rf = c["rivals"]["standard-net"], c["rivals"]["random-forest"]
+    assert (std["wins"], std["ties"], std["losses"], std["datasets"]) == (21, 0, 9, 30)
+    assert std["sign_p"] == pytest.approx(_two_sided_binomial(21, 30), rel=1e-9)
+    assert std["sign_p"] == pytest.approx(0.04277, abs=1e-5)
+    # the 9 losses have the 9 smallest |log ratio|: W+ = 1 + ... + 9 = 45
+    assert std["wilcoxon_p"] == pytest.approx(_exact_signed_rank_p(45, 30), rel=1e-6)
+    ratios = [1.0 - 0.01 * (i + 1) for i in range(21)] + [1.0 + 0.001 * j for j in range(1, 10)]
+    assert std["geometric_mean_ratio"] == pytest.approx(math.exp(sum(map(math.log, ratios)) / 30))
+    assert std["verdict"] == "reproduces"
+    assert (rf["wins"], rf["ties"], rf["losses"]) == (10, 2, 18)
+    assert rf["sign_p"] == pytest.approx(_two_sided_binomial(10, 28), rel=1e-9)  # ties are left out
+    assert rf["verdict"] == "does not reproduce"
+    assert s["wins"]["psilon-net vs standard-net"]["wins"] == 21  # the same pairing as the wins table
+    # ranks: linear always 4th; psilon-net 1st on d00-d09, 1.5 on the ties, 2nd on d12-d20, 3rd on d21-d29
+    ranks = c["ranks"]
+    assert (ranks["datasets"], ranks["models"]) == (30, 4)
+    # Demšar (2006), Table 5: q_0.05 = 2.569 for 4 classifiers; CD = q sqrt(k (k + 1) / (6 N))
+    assert ranks["q"] == pytest.approx(2.569, abs=1e-3)
+    assert ranks["cd"] == pytest.approx(2.569 * math.sqrt(4 * 5 / (6 * 30)), abs=1e-3)
+    assert ranks["friedman_p"] < 1e-6
+    # random forest: 2nd on d00-d09, 1.5 on the ties, 1st on d12-d29; StandardNet: 3rd, but 2nd on d21-d29
+    assert ranks["mean_rank"] == pytest.approx({"random-forest": 41 / 30, "psilon-net": 58 / 30, "standard-net": 81 / 30,
+                                                "linear": 4.0})
+    assert list(ranks["mean_rank"]) == ["random-forest", "psilon-net", "standard-net", "linear"]
+    # CD = 0.856: random forest - PSiLON Net 0.57 and PSiLON Net - StandardNet 0.77 are within it,
+    # random forest - StandardNet 1.33 is not, and linear is far from all
+    assert ranks["groups"] == [["random-forest", "psilon-net"], ["psilon-net", "standard-net"]]
+
+
+def test_critical_difference_matches_demsars_table():
+    from psilon.bench.report import critical_difference
+
+    for k, q in ((2, 1.960), (3, 2.343), (5, 2.728), (7, 2.949), (10, 3.164)):
+        got_q, cd = critical_difference(k, 12)
+        assert got_q == pytest.approx(q, abs=1e-3) and cd == pytest.approx(q * math.sqrt(k * (k + 1) / 72), abs=1e-3)
+    with pytest.raises(ValueError, match=">= 2 models"):
+        critical_difference(1, 30)
+
+
+def test_claim_is_open_while_the_run_is_in_progress_and_closes_when_out_of_reach():
+    rows = [r for r in _claim_rows() if r["dataset"] not in {f"d{i:02d}" for i in range(15, 20)}]  # 25 datasets
+    std = summarize(rows)["paper-exact"]["claim"]["rivals"]["standard-net"]
+    assert (std["wins"], std["datasets"], std["verdict"]) == (16, 25, "open")  # 16 + 5 left can still reach 21
+    rows = [r for r in rows if r["dataset"] != "d00"]
+    std = summarize(rows)["paper-exact"]["claim"]["rivals"]["standard-net"]
+    assert (std["wins"], std["datasets"], std["verdict"]) == (15, 24, "open")
+    fewer = [r for r in _claim_rows() if r["dataset"] not in {f"d{i:02d}" for i in range(0, 4)}]  # 17 wins on 26
+    assert summarize(fewer)["paper-exact"]["claim"]["rivals"]["standard-net"]["verdict"] == "open"
+    lost = [r for r in _claim_rows() if not (r["dataset"] < "d05" and r["model"] == "standard-net")] + [
+        {**_row(f"d{i:02d}", "standard-net", 0.5), "protocol": "paper-exact", "key": f"pe-x{i}"} for i in range(5)
+    ]  # d00-d04 turn into losses: 16 wins of 30
+    assert summarize(lost)["paper-exact"]["claim"]["rivals"]["standard-net"]["verdict"] == "does not reproduce"
+
+
+def test_the_claim_section_appears_only_for_the_30_dataset_protocols(synthetic_store):
+    with ResultStore(synthetic_store / STORE_NAME) as store:  # the store then holds two protocols
+        for r in _claim_rows():
+            store.append(r)
+    summary = write_report(synthetic_store)
+    assert "claim" in summary["paper-exact"] and "claim" not in summary["synthetic"]
+    text = (synthetic_store / "report.md").read_text()
+    other, ours = text.split("## Protocol `paper-exact`")
+    assert "The paper's claim" not in other
+    assert ours.index("The paper's claim") < ours.index("Test metric")  # before the per-dataset tables
+    assert "against standard-net it **reproduces** (21 wins on 30 of 30 datasets)" in ours
+    assert "against random-forest it **does not reproduce** (10 wins on 30 of 30 datasets)" in ours
+    assert "| standard-net | 30 of 30 | 21 | 0 | 9 | 0.043 |" in ours
+    assert "Groups not significantly different: {random-forest, psilon-net}; {psilon-net, standard-net}." in ours
+    assert [p.name for p in (synthetic_store / "plots").glob("cd_*.png")] == ["cd_paper-exact.png"]

@@ -744,6 +744,7 @@ def _cd_plot(c: dict[str, Any], protocol: str, plots: Path) -> list[str]:
 
     ranks = t["mean_rank"]
     k = t["models"]
+    half = (k + 1) // 2
     fig, ax = plt.subplots(figsize=(7, 1.6 + 0.3 * k))
     ax.set_xlim(-1.5, k + 2.5)
     ax.set_ylim(-0.45 * half - 0.6, 1.8)
@@ -751,7 +752,6 @@ def _cd_plot(c: dict[str, Any], protocol: str, plots: Path) -> list[str]:
     for x in range(1, k + 1):
         ax.vlines(x, 0, 0.15, color="black")
         ax.text(x, 0.3, str(x), ha="center", fontsize=8)
-    half = (k + 1) // 2
     for i, (m, r) in enumerate(ranks.items()):  # the better half labelled on the left, the rest on the right
         left = i < half
         y = -0.6 - 0.45 * (i if left else k - 1 - i)
