@@ -19,6 +19,14 @@ result there has finished, so that a run in progress (some models on fewer split
 not compare means over different splits; a model's mean rank is over the datasets where
 it has results, and the report says on how many. PSiLON Net's wins against a rival count
 the datasets where its mean over the splits both have finished is lower.
+
+The protocols on the paper's 30 datasets (:data:`CLAIM_PROTOCOLS`, issue #15) open with the
+claim section: PSiLON Net's wins against StandardNet and random forest out of 30 (paired as
+above), the two-sided sign test of the wins (``scipy.stats.binomtest``), the Wilcoxon
+signed-rank test of the per-dataset log ratios (``scipy.stats.wilcoxon``), whether the
+paper's 21 of 30 reproduces, is out of reach or still open, and the mean ranks on the
+datasets every model has finished with Friedman's test and Nemenyi's critical difference
+(:func:`critical_difference`, from ``scipy.stats.studentized_range``; ``plots/cd_<protocol>.png``).
 """
 
 from __future__ import annotations
