@@ -6,8 +6,8 @@ Ranks (a module may import its own rank or lower ones)::
 
 ``psilon.nn`` imports nothing else from psilon, and the top-level modules form no import
 cycle. A top-level name may be a module file (``train.py``) or a package directory
-(``train/``): every file below a package counts as that name. Function lengths are not
-checked here.
+(``train/``): every file below a package counts as that name. No function in src/psilon is longer
+than 80 lines.
 """
 
 from __future__ import annotations
@@ -152,3 +152,33 @@ def test_cycle_detection():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def _long_functions(path: Path) -> list[str]:
+    return [
+        f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+
+
+def test_no_function_in_src_is_longer_than_80_lines():
+    found = [hit for path in sorted(SRC.rglob("*.py")) for hit in _long_functions(path)]
+    assert found == [], f"split these functions into parts: {found}"
+
+
+def test_the_length_check_can_fail(tmp_path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(85))
+    (tmp_path / "psilon").mkdir()
+    probe = tmp_path / "psilon" / "probe.py"
+    probe.write_text(f"def long():\n{body}\n")
+    global SRC
+    saved, SRC = SRC, tmp_path / "psilon"
+    try:
+        assert len(_long_functions(probe)) == 1
+    finally:
+        SRC = saved
