@@ -538,6 +538,19 @@ PROTOCOLS: dict[str, Protocol] = {
             preprocessing=Preprocessing(standardize=True, target_scaling="robust", metric_scale="original"),
         ),
         Protocol(
+            name="uci-default",
+            description=(
+                "The uci protocol (same sets, 10 fixed splits, baselines, width 128, depth 3, 13 lambdas) with "
+                "the networks on psilon's default recipe: 30x length learning rate, max_steps 'auto' (1,000 "
+                "here), early stopping, best state; compare with the uci report (the paper's recipe)"
+            ),
+            datasets=UCI_DATASETS,
+            models=_BASELINES + _network_models(width=128, depth=3, lambdas=PAPER_LAMBDAS, max_steps="auto",
+                                                recipe=DEFAULT_RECIPE),
+            split=SplitSpec(kind="fixed", n_splits=10, val_fraction=0.2),
+            preprocessing=Preprocessing(standardize=True, target_scaling="robust", metric_scale="original"),
+        ),
+        Protocol(
             name="smoke",
             description="Quick end-to-end check on scikit-learn's bundled sets with small settings",
             datasets=("sklearn:diabetes", "sklearn:breast_cancer", "sklearn:wine"),
