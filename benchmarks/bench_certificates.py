@@ -237,19 +237,20 @@ def main(argv=None) -> None:
                     help="comma-separated lambda grid ('paper': the estimators' default 13 values)")
     args = ap.parse_args(argv)
     lambdas = None if args.lambdas == "paper" else [float(v) for v in args.lambdas.split(",")]
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    tag = "_".join(args.architectures.split(","))
     rows, onnx_rows = [], []
     for arch in args.architectures.split(","):
-        for name in CLASSIFIERS:
-            rows.append(classifier_report(name, arch, args.seed, lambdas)); print(_public(rows[-1]), flush=True)
-        for name in REGRESSORS:
-            rows.append(regressor_report(name, arch, args.seed, lambdas)); print(_public(rows[-1]), flush=True)
-        for rep in rows[-len(CLASSIFIERS) - len(REGRESSORS):]:
-            onnx_rows.append(onnx_report(rep)); print(onnx_rows[-1], flush=True)
-    (out / "attack.json").write_text(json.dumps([_public(r) for r in rows], indent=1))
-    (out / "onnx.json").write_text(json.dumps(onnx_rows, indent=1))
-    print(f"wrote {out}/attack.json and {out}/onnx.json")
+        for name in CLASSIFIERS + REGRESSORS:
+            report = classifier_report if name in CLASSIFIERS else regressor_report
+            rep = report(name, arch, args.seed, lambdas)
+            rows.append(_public(rep)); onnx_rows.append(onnx_report(rep))
+            print(rows[-1], onnx_rows[-1], sep="\n", flush=True)
+            # written after every dataset: an interrupted run keeps what it measured
+            (out / f"attack_{tag}.json").write_text(json.dumps(rows, indent=1))
+            (out / f"onnx_{tag}.json").write_text(json.dumps(onnx_rows, indent=1))
+    print(f"wrote {out}/attack_{tag}.json and {out}/onnx_{tag}.json")
 
 
 def _public(rep: dict) -> dict:
