@@ -24,11 +24,17 @@ standard deviation -> 1; :func:`robust_target_scaling`), and mapped back at pred
 ``lipschitz_bound_`` is in units of the prediction (regression) or of the logits
 (classification), with respect to the l_inf norm of the *preprocessed* features.
 
+Certificates (``docs/certificates.md``): ``lipschitz_max`` (selection within a certified
+bound), ``certified_radius`` / ``prediction_bounds`` in the units of ``X`` or standardized,
+``feature_path_norms_``, ``plot_frontier``; ``export_onnx`` writes the compacted network
+with the preprocessing folded in.
+
 Modules: ``_params`` (hyper-parameter checks), ``_inputs`` (X / y / label checks),
 ``_preprocessing`` (features and target scaling), ``_splits`` (holdout / CV / eval_set
 rows), ``_selection`` (``path_``, ``history_`` and the selected network from a
 :class:`psilon.train.TrainResult`), ``_persistence`` (``save`` / ``load``), ``_base``
-(the shared estimator), ``_regressor``, ``_classifier``.
+(the shared estimator), ``_certificates`` (bounds in the units of ``X``, radii, attribution,
+the frontier plot), ``_export`` (ONNX), ``_regressor``, ``_classifier``.
 """
 
 from psilon.estimators._classifier import PSiLONClassifier

@@ -19,7 +19,9 @@ class PSiLONClassifier(ClassifierMixin, _PSiLONBase):
     """PSiLON Net / ResNet classification (binary: one logit, BCE; multiclass: softmax).
 
     Same parameters and fitted attributes as :class:`PSiLONRegressor` (``val_loss`` is the
-    validation log loss; ``lipschitz_bound_`` bounds the logits), plus ``classes_``.
+    validation log loss; ``lipschitz_bound_`` bounds the logits), plus ``classes_``, and
+    :meth:`certified_radius` (per-sample certified l_inf radius) besides the certificates
+    of :class:`PSiLONRegressor` (``docs/certificates.md``).
     Labels may be any hashable values of one kind (strings, integers, booleans); missing
     labels (None, NaN) are an error.
     """

@@ -54,6 +54,10 @@ class PSiLONRegressor(RegressorMixin, _PSiLONBase):
     device : ``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'``, ...
     random_state : seed of the split, the initial weights and the batches.
     verbose : show a progress bar over steps.
+    lipschitz_max : ``None`` (default) or a budget: select the best validation loss among
+        the lambdas whose certified bound (``path_["lipschitz_bound"]``, as
+        ``lipschitz_bound_`` reports it) is at most this; ValueError naming the smallest
+        bound reached when none is (see ``docs/certificates.md``).
 
     Fitted attributes: ``lambda_``, ``path_`` (DataFrame indexed by lambda: ``val_loss``
     (MSE of the scaled target), ``near_sparsity``, ``lipschitz_bound``, ``status``, ...),
@@ -62,7 +66,13 @@ class PSiLONRegressor(RegressorMixin, _PSiLONBase):
     ``n_features_in_``, ``feature_names_in_``, ``preprocessor_``, ``y_center_``,
     ``y_scale_`` (see :func:`robust_target_scaling`), ``y_ndim_`` (1 or 2: the shape of
     the predictions), ``n_steps_``, ``diverged_`` and, with ``prune``,
-    ``selected_features_`` (names of the preprocessed features the pruned network uses).
+    ``selected_features_`` (names of the preprocessed features the pruned network uses),
+    ``feature_path_norms_`` (the 1-path-norm of ``module_`` per preprocessed feature; sums
+    to the path norm, 0 for the features pruning removed).
+
+    Certificates (``docs/certificates.md``): :meth:`prediction_bounds`,
+    :meth:`certified_lipschitz_bound`, :meth:`perturbation_weights`,
+    :meth:`feature_importances`, :meth:`plot_frontier`; deployment: :meth:`export_onnx`.
     """
 
     def fit(self, X, y, *, eval_set=None):
