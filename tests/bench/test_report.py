@@ -356,3 +356,13 @@ def test_the_claim_section_appears_only_for_the_30_dataset_protocols(synthetic_s
     assert "| standard-net | 30 of 30 | 21 | 0 | 9 | 0.043 |" in ours
     assert "Groups not significantly different: {random-forest, psilon-net}; {psilon-net, standard-net}." in ours
     assert [p.name for p in (synthetic_store / "plots").glob("cd_*.png")] == ["cd_paper-exact.png"]
+
+
+def test_claim_is_open_before_psilon_net_has_a_result(tmp_path):
+    with ResultStore(tmp_path / STORE_NAME) as store:
+        for r in _claim_rows(3):
+            if r["model"] != "psilon-net":
+                store.append(r)
+    s = write_report(tmp_path)["paper-exact"]
+    assert s["claim"]["rivals"] == {} and s["claim"]["ranks"]["models"] == 3
+    assert "the paper's 21 of 30 is **open**: no dataset has results of both" in (tmp_path / "report.md").read_text()

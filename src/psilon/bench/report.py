@@ -691,6 +691,12 @@ def _claim_lines(name: str, c: dict[str, Any]) -> list[str]:
         "untied datasets. Wilcoxon: signed-rank test of log(PSiLON Net / rival) per dataset, i.e. of the ratios "
         "against 1. Ratio: geometric mean of PSiLON Net / rival (below 1: PSiLON Net lower).",
         "",
+    ]
+    if not c["rivals"]:
+        lines += [f"Under this protocol's recipe (`{name}`), the paper's {need} of {of} is **open**: no dataset has "
+                  "results of both PSiLON Net and a rival yet.", ""]
+        return lines + _rank_lines(c.get("ranks"))
+    lines += [
         f"| PSiLON Net vs | datasets | wins | ties | losses | sign test p | Wilcoxon p | ratio | {need} of {of} |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
@@ -700,9 +706,8 @@ def _claim_lines(name: str, c: dict[str, Any]) -> list[str]:
             f"{_fmt_p(r['wilcoxon_p'])} | {_fmt(r['geometric_mean_ratio'], 3)} | {r['verdict']} |"
         )
     lines.append("")
-    if c["rivals"]:
-        lines += [f"Under this protocol's recipe (`{name}`), the paper's {need} of {of}: "
-                  + "; ".join(_verdict_sentence(rival, r, need, of) for rival, r in c["rivals"].items()) + ".", ""]
+    lines += [f"Under this protocol's recipe (`{name}`), the paper's {need} of {of}: "
+              + "; ".join(_verdict_sentence(rival, r, need, of) for rival, r in c["rivals"].items()) + ".", ""]
     return lines + _rank_lines(c.get("ranks"))
 
 
@@ -721,7 +726,8 @@ def _rank_lines(t: dict[str, Any] | None) -> list[str]:
     if t is None:
         return ["Mean ranks with a critical difference need at least one dataset that every model has finished.", ""]
     lines = [
-        f"Mean ranks (1 = best) on the {t['datasets']} datasets that all {t['models']} models have finished"
+        f"Mean ranks (1 = best) on the {t['datasets']} dataset{'s' if t['datasets'] != 1 else ''} that all "
+        f"{t['models']} models have finished"
         + (f"; Friedman test p = {_fmt_p(t['friedman_p'])}" if t["friedman_p"] is not None else "")
         + f". Nemenyi critical difference at α = {t['alpha']:g}: CD = q √(k(k+1)/(6N)) = {t['cd']:.3f} "
         f"(q = {t['q']:.3f}, the studentized range's quantile / √2). Mean ranks closer than CD are not "
