@@ -128,3 +128,26 @@ def test_input_weights_are_checked():
         weighted_lipschitz_bound(net, torch.ones(4))
     with pytest.raises(ValueError, match="non-negative"):
         pairwise_lipschitz_bound(net, torch.tensor([1.0, -1.0, 0.0]))
+
+
+@settings(max_examples=30, deadline=None)
+@given(nets, st.integers(0, 1000))
+def test_certified_radius_holds_for_sampled_perturbations(spec, seed):
+    from psilon.estimators._certificates import radii
+
+    arch, d, out, net_seed, depth = spec
+    net = _net(arch, d, out, net_seed, depth)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(32, d, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        logits = net(x)
+        r = radii(logits.numpy(), lipschitz_bound(net).numpy(), pairwise_lipschitz_bound(net).numpy())
+        top = (logits[:, 0] > 0) if out == 1 else logits.argmax(1)
+        radius = torch.as_tensor(np.where(np.isfinite(r), r, 1e3))[:, None]
+        for _ in range(10):  # random points, and corners, strictly inside the radius
+            u = 2 * torch.rand(32, d, generator=gen, dtype=torch.float64) - 1
+            for dx in (u, u.sign()):
+                moved = net(x + dx * radius * (1 - 1e-9))
+                new_top = (moved[:, 0] > 0) if out == 1 else moved.argmax(1)
+                keep = torch.as_tensor(r > 0)
+                assert bool((new_top[keep] == top[keep]).all())
