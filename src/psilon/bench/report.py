@@ -344,11 +344,12 @@ def _paired_ranks(scores: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------------------- deep ablation
 
 
-def _ablation_order(label: str, variant: str, grid: bool) -> tuple[int, int, str]:
+def _ablation_order(label: str, v: dict[str, Any]) -> tuple[int, int, int, str]:
+    """The paper's variants in its order first, then pruned rows, then grids."""
     from psilon.bench.models import ABLATION_VARIANTS
 
     order = list(ABLATION_VARIANTS)
-    return (int(grid), order.index(variant) if variant in order else len(order), label)
+    return (int(v["grid"]), int(v["pruned"]), order.index(v["variant"]) if v["variant"] in order else len(order), label)
 
 
 def _ablation_variant(group: list[dict[str, Any]]) -> dict[str, Any]:
@@ -396,7 +397,7 @@ def _ablation_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for r in sorted(mine, key=lambda r: r["split_id"]):
             groups.setdefault(r["model"], []).append(r)
         variants = {label: _ablation_variant(g) for label, g in groups.items()}
-        order = sorted(variants, key=lambda m: _ablation_order(m, variants[m]["variant"], variants[m]["grid"]))
+        order = sorted(variants, key=lambda m: _ablation_order(m, variants[m]))
         datasets[dataset] = {
             "descriptions": sorted({r["data_description"] for r in mine if r.get("data_description")}),
             "paper_data": dataset == _PAPER_DATASET,
