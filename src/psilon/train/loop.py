@@ -64,22 +64,36 @@ def validation_losses(net: WeightNormNet, X: Tensor, y: Tensor, loss: str, masks
     return per.sum(1) / masks.sum(1)
 
 
-def take_members(net: WeightNormNet, idx) -> WeightNormNet:
-    """A new network holding members ``idx`` of ``net`` (copies; an index may repeat).
+def network_from_state(template: WeightNormNet, members: int, state: dict[str, Tensor]) -> WeightNormNet:
+    """A network like ``template`` with ``members`` members, holding ``state``.
 
-    Built on the ``meta`` device and filled from ``net``'s state, so no initialization
-    is computed only to be overwritten.
+    Built on the ``meta`` device and filled from ``state``, so no initialization is
+    computed only to be overwritten.
     """
-    ref = net.embed.direction
-    idx_t = torch.as_tensor(np.asarray(idx), dtype=torch.long, device=ref.device)
+    ref = template.embed.direction
     with torch.device("meta"):
-        new = type(net)(**(net.config() | {"members": len(idx_t)}))
+        new = type(template)(**(template.config() | {"members": members}))
     new = new.to_empty(device=ref.device).to(dtype=ref.dtype)
+    new.load_state_dict(state)
+    return new
+
+
+def take_members(net: WeightNormNet, idx) -> WeightNormNet:
+    """A new network holding members ``idx`` of ``net`` (copies; an index may repeat)."""
+    idx_t = torch.as_tensor(np.asarray(idx), dtype=torch.long, device=net.embed.direction.device)
     stacked = {name for name, _ in net.named_parameters()}
     state = {name: (t.index_select(0, idx_t) if name in stacked else t).clone() for name, t in net.state_dict().items()}
-    new.load_state_dict(state)
-    new.train(net.training)
-    return new
+    return network_from_state(net, len(idx_t), state).train(net.training)
+
+
+def _write_members(full: WeightNormNet, net: WeightNormNet, rows, members) -> None:
+    """Copy rows ``rows`` of ``net``'s parameters into members ``members`` of ``full``."""
+    full_params = dict(full.named_parameters())
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            dest = torch.as_tensor(np.asarray(members), dtype=torch.long, device=p.device)
+            src = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=p.device)
+            full_params[name][dest] = p.detach()[src]
 
 
 def _take_optimizer(old: torch.optim.Optimizer, old_net, new_net, idx: Tensor) -> torch.optim.Optimizer:
@@ -122,11 +136,7 @@ class _Work:
     def keep(self, local: np.ndarray, full: WeightNormNet) -> None:
         """Keep only the working members ``local``; write the others back into ``full``."""
         leaving = np.setdiff1d(np.arange(len(self.members)), local)
-        full_params = dict(full.named_parameters())
-        with torch.no_grad():
-            for name, p in self.net.named_parameters():
-                for j in leaving:
-                    full_params[name][self.members[j]].copy_(p[j])
+        _write_members(full, self.net, leaving, self.members[leaving])
         idx = torch.as_tensor(local, dtype=torch.long, device=self.lam.device)
         new_net = take_members(self.net, local).set_compiled_kernels(self.compiled)
         self.optimizer = _take_optimizer(self.optimizer, self.net, new_net, idx)
@@ -273,10 +283,10 @@ class TrainLoop:
         """Copy the working members' final parameters (and the frozen ones) into the caller's network."""
         w = self.work
         full_params = dict(self.full.named_parameters())
+        if w.net is not self.full:
+            _write_members(self.full, w.net, np.arange(len(w.members)), w.members)
         with torch.no_grad():
             if w.net is not self.full:
-                for name, p in w.net.named_parameters():
-                    full_params[name][torch.as_tensor(w.members, device=p.device)] = p.detach()
                 full_buffers = dict(self.full.named_buffers())
                 for name, b in w.net.named_buffers():
                     full_buffers[name].copy_(b)

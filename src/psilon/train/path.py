@@ -25,7 +25,7 @@ from psilon.nn.checks import check_choice, check_lambdas
 from psilon.nn.init import init_lengths_
 
 from .engine import TrainResult, train_members
-from .loop import take_members
+from .loop import network_from_state, take_members
 
 __all__ = ["PAPER_LAMBDAS", "build_network", "lambda_path"]
 
@@ -86,16 +86,11 @@ def build_network(
 
 def _concat(nets: list[WeightNormNet]) -> WeightNormNet:
     """One network whose members are the members of ``nets``, in order."""
-    first = nets[0]
-    ref = first.embed.direction
-    with torch.device("meta"):
-        out = type(first)(**(first.config() | {"members": sum(n.n_members for n in nets)}))
-    out = out.to_empty(device=ref.device).to(dtype=ref.dtype)
-    stacked = {name for name, _ in first.named_parameters()}
+    stacked = {name for name, _ in nets[0].named_parameters()}
     states = [n.state_dict() for n in nets]
-    out.load_state_dict({name: (torch.cat([s[name] for s in states]) if name in stacked else t.clone())
-                         for name, t in states[0].items()})
-    return out.eval()
+    state = {name: (torch.cat([s[name] for s in states]) if name in stacked else t.clone())
+             for name, t in states[0].items()}
+    return network_from_state(nets[0], sum(n.n_members for n in nets), state).eval()
 
 
 def _merge(results: list[TrainResult], folds: np.ndarray) -> TrainResult:
