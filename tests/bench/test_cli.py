@@ -141,3 +141,47 @@ def test_bench_bad_out_is_a_one_line_error(linear_protocol_file, capsys, bad_out
     out = bad_out_folders[kind]
     assert main(["bench", str(linear_protocol_file), "--out", str(out), "--no-progress"]) == 2
     assert_one_line_error(capsys.readouterr().err, out)
+
+
+def test_bench_refuses_a_device_this_machine_lacks_before_any_work(tmp_path, linear_protocol_file, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: 'cuda' is a valid device here")
+    out = tmp_path / "out"
+    argv = ["bench", str(linear_protocol_file), "--out", str(out), "--device", "cuda", "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "CUDA is not available" in err and "'cpu'" in err
+    assert not out.exists()
+
+
+def test_device_reaches_the_torch_models_only_and_leaves_the_keys_alone(tmp_path):
+    import json
+
+    import torch
+
+    from psilon.bench.protocols import Protocol
+    from psilon.bench.runner import run_protocol
+
+    proto = Protocol.from_dict({
+        "name": "tiny-net",
+        "description": "a network and a baseline",
+        "datasets": ["sklearn:diabetes"],
+        "models": [
+            {"label": "linear", "entry": "linear", "params": {"alphas": [1.0]}},
+            {"label": "psilon-net", "entry": "psilon-net",
+             "params": {"width": 8, "depth": 2, "lambdas": [1e-3], "max_steps": 20, "batch_size": 64}},
+        ],
+        "split": {"kind": "shuffle", "seeds": [0], "row_cap": None, "n_train": 0.6},
+    })
+    plain = run_protocol(proto, tmp_path / "plain", progress=False)
+    on_cpu = run_protocol(proto, tmp_path / "cpu", progress=False, device="cpu")
+    assert plain.ok == on_cpu.ok == 2
+    rows = {p: {r["model"]: r for r in map(json.loads, (tmp_path / p / "results.jsonl").read_text().splitlines())}
+            for p in ("plain", "cpu")}
+    assert rows["cpu"]["psilon-net"]["device"] == "cpu"
+    assert "device" not in rows["cpu"]["linear"] and "device" not in rows["plain"]["psilon-net"]
+    assert {m: r["key"] for m, r in rows["cpu"].items()} == {m: r["key"] for m, r in rows["plain"].items()}
+    if not torch.cuda.is_available():  # the estimators' own default, 'auto', is then the CPU too
+        assert rows["cpu"]["psilon-net"]["metrics"] == rows["plain"]["psilon-net"]["metrics"]

@@ -59,6 +59,12 @@ def register(subparsers) -> None:
     bench.add_argument(
         "--threads", type=int_at_least(1, "threads inside one task"), default=1, help="threads inside one task (default 1)"
     )
+    bench.add_argument(
+        "--device",
+        help="where the PyTorch models train: auto (CUDA when available), cpu, cuda, cuda:N "
+        "(default: each model's own: auto for psilon's estimators, cpu for the deep ablation); "
+        "not part of the task keys, recorded in each row",
+    )
     bench.add_argument("--datasets", type=_csv, help="comma-separated datasets to run instead of the protocol's")
     bench.add_argument("--models", type=_csv, help="comma-separated model labels of the protocol to run")
     bench.add_argument("--no-report", action="store_true", help="do not write the report at the end")
@@ -97,6 +103,7 @@ def _bench(args: argparse.Namespace) -> int:
             datasets=args.datasets,
             models=args.models,
             threads=args.threads,
+            device=args.device,
             progress=not args.no_progress,
             command=_command_line(args),
         )

@@ -76,12 +76,15 @@ class ModelEntry:
     """A named model: its ``fit`` function, a one-line description and what it imports.
 
     ``requires`` lists optional modules (``"pytabkit"``) or module attributes (``"module:attr"``).
+    ``device``: the model trains with PyTorch and takes a ``device`` parameter, which the
+    runner sets from ``psilon bench --device`` (an execution choice, not part of the task key).
     """
 
     name: str
     fit: FitFunction
     description: str
     requires: tuple[str, ...] = ()
+    device: bool = False
 
     def unavailable_reason(self) -> str | None:
         """Why this model cannot run here, or ``None`` when it can."""
@@ -512,6 +515,7 @@ MODELS: dict[str, ModelEntry] = {
             name,
             partial(fit_psilon, variant=name),
             f"{name} via psilon's estimators (lambda path)",
+            device=True,
         )
         for name in _PSILON_VARIANTS
     )
@@ -520,6 +524,7 @@ MODELS: dict[str, ModelEntry] = {
             "deep-resnet",
             fit_deep_resnet,
             "deep ablation CReLU ResNet (P1.8); variant= psilon, l1-ib, l2-ib, l1-ob, l2-ob, standard, projected",
+            device=True,
         ),
     )
 }

@@ -39,7 +39,7 @@ from psilon.bench.models import ModelUnavailableError, get_model
 from psilon.bench.protocols import Protocol, Task, canonical_json
 from psilon.bench.store import ResultStore, atomic_write_text
 from psilon.datasets import Dataset, DatasetUnavailableError, find_data_dir, load_dataset, load_image_benchmark
-from psilon.train import tune_allocator
+from psilon.train import resolve_device, tune_allocator
 from psilon.recovery.options import prepare_out_dir
 
 __all__ = ["PreparedSplit", "RunSummary", "STORE_NAME", "execute_task", "prepare_image_split", "prepare_split", "run_protocol"]
@@ -158,12 +158,16 @@ def _thread_limit(threads: int | None):
                 torch.set_num_threads(previous)
 
 
-def execute_task(task: Task, data_dir: str | None = None, threads: int | None = None) -> dict[str, Any]:
+def execute_task(
+    task: Task, data_dir: str | None = None, threads: int | None = None, device: str | None = None
+) -> dict[str, Any]:
     """Run one task and return its result row (never raises for a model or data failure).
 
     The row holds the task identity, ``status`` (``ok`` / ``error`` / ``skipped``), test and
     validation metrics, selected hyper-parameters, the validation path, near-sparsity,
     Lipschitz bound, timing, and ``curves`` (popped by the runner into a side file).
+    ``device`` (``'auto'``, ``'cpu'``, ``'cuda'``...) goes to the models that train with
+    PyTorch (their row records the device they ran on); ``None`` keeps each model's own.
     Benchmarks opt in to :func:`psilon.train.tune_allocator` (wide networks' temporaries
     stay in the heap) in whichever process runs the task.
     """
@@ -177,6 +181,9 @@ def execute_task(task: Task, data_dir: str | None = None, threads: int | None = 
     try:
         data = _prepared(task, data_dir)
         params = {**task.model.params, "random_state": task.split_id}
+        if device is not None and entry.device:
+            params["device"] = str(resolve_device(device))
+            row["device"] = params["device"]
         with _thread_limit(threads):
             fit_started = time.perf_counter()
             result = entry.fit(data.X_train, data.y_train, data.X_val, data.y_val, data.task, params)
@@ -265,6 +272,7 @@ def run_protocol(
     datasets: list[str] | None = None,
     models: list[str] | None = None,
     threads: int = 1,
+    device: str | None = None,
     progress: bool = True,
     command: str | None = None,
 ) -> RunSummary:
@@ -276,7 +284,10 @@ def run_protocol(
     protocol's datasets and select model labels. ``threads``: BLAS/OpenMP/torch threads
     inside one task (default 1: parallelism comes from running tasks side by side; on a
     shared machine, multi-threaded OpenMP in scikit-learn's gradient boosting can be
-    twenty times slower than one thread). ``command``: the command line that started the
+    twenty times slower than one thread). ``device``: where the PyTorch models train
+    (``'auto'``: CUDA when available; ``None``: each model's default, the CPU for the
+    benchmark entries); the task keys do not depend on it, and each row records it.
+    ``command``: the command line that started the
     run, appended to ``out_dir/commands.txt`` when its first result arrives; a command
     refused (bad options, the store locked by another run, no scheduler), killed before
     any task finished or with nothing left to do is not recorded. ``protocol.json`` is
@@ -284,6 +295,8 @@ def run_protocol(
     """
     started = time.perf_counter()
     _check_parallelism(jobs, threads)
+    if device is not None and scheduler is None:
+        resolve_device(device)  # a device this machine lacks is refused before any work
     out_dir = Path(out_dir)
     folder = find_data_dir(data_dir)
     data_dir_str = None if folder is None else str(folder)
@@ -294,7 +307,7 @@ def run_protocol(
         done = store.finished_keys()
         todo = [t for t in tasks if t.key not in done]
         summary = RunSummary(out_dir, total=len(tasks), already_done=len(tasks) - len(todo))
-        rows = _execute_all(todo, data_dir_str, jobs=jobs, scheduler=scheduler, threads=threads)
+        rows = _execute_all(todo, data_dir_str, jobs=jobs, scheduler=scheduler, threads=threads, device=device)
         _record_all(rows, store, summary, protocol.name, progress, command)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -334,7 +347,8 @@ def _record_all(rows, store: ResultStore, summary: RunSummary, name: str, progre
         bar.close()
 
 
-def _execute_all(todo: list[Task], data_dir: str | None, *, jobs: int, scheduler: str | None, threads: int):
+def _execute_all(todo: list[Task], data_dir: str | None, *, jobs: int, scheduler: str | None, threads: int,
+                 device: str | None = None):
     """Yield result rows as tasks finish (unordered)."""
     if not todo:
         return
@@ -344,20 +358,20 @@ def _execute_all(todo: list[Task], data_dir: str | None, *, jobs: int, scheduler
         except ImportError:
             raise RuntimeError("--scheduler needs dask[distributed]: install psilon[dask]") from None
         with Client(scheduler, timeout="30s") as client:
-            futures = client.map(execute_task, todo, data_dir=data_dir, threads=threads, pure=False)
+            futures = client.map(execute_task, todo, data_dir=data_dir, threads=threads, device=device, pure=False)
             for future in as_completed(futures):
                 yield future.result()
         return
     if jobs == 1:
         for task in todo:
-            yield execute_task(task, data_dir, threads)
+            yield execute_task(task, data_dir, threads, device)
         return
     from joblib import Parallel, delayed, parallel_config
 
     # The backend (with the initializer) is fixed when Parallel is created.
     with parallel_config(backend="loky", initializer=exit_with_parent, initargs=(os.getpid(),)):
         parallel = Parallel(n_jobs=jobs, return_as="generator_unordered")
-    yield from parallel(delayed(execute_task)(task, data_dir, threads) for task in todo)
+    yield from parallel(delayed(execute_task)(task, data_dir, threads, device) for task in todo)
 
 
 #: Seconds between two checks of the watchdog thread of a worker.
