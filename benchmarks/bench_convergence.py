@@ -1,27 +1,27 @@
 """Convergence: psilon's default recipe against the paper recipe's 5,000-step results.
 
-For every UCI set (splits 0-2) and the 6 paper-tabular sets (split 0), and for PSiLON
-Net, PSiLON ResNet and StandardNet, this fits the estimator with **psilon's default
-recipe** exactly as a user gets it (the paper's init with a 30x learning rate on the
-lengths, ``max_steps='auto'``, early stopping per lambda, best state kept; the
-protocol's width, depth, batch and 13 lambdas) on the same split the committed
-paper-recipe run used, and compares with that run (5,000 steps, read from
-``docs/results/{uci,paper-tabular}``: its per-lambda validation curves and test metric).
+A comparison of two pairs of result stores, each made by ``psilon bench`` on the same
+datasets, splits, widths, depths and 13 lambdas:
 
-Per run: the best validation loss so far (minimum over lambdas) against the step, the
-**steps needed** to come within 2% of the paper recipe's 5,000-step validation loss
-(``inf`` when the run stops before), and the test metric of the selected lambda.
-Headline, per model: the median over datasets (each the median over its splits) of the
-steps needed, and the mean over datasets of the test ratio new / paper.
+- ``docs/results/uci`` (paper recipe) and ``docs/results/uci-default`` (psilon's default
+  recipe), all 9 UCI sets and their 10 splits;
+- ``docs/results/paper-tabular`` and ``docs/results/paper-tabular-default``, the 6 sets
+  the paper-tabular run covers (split 0).
 
-Results go to a resumable store ``<out>/results.jsonl`` (one row per run, appended as
-it finishes; a re-run skips finished runs); ``<out>/report.md`` and
-``<out>/curves.png`` are rewritten (atomically) from the store at the end or with
-``--report-only``.
+For PSiLON Net, PSiLON ResNet and StandardNet and each (dataset, split) present in both
+stores: the best validation loss so far (minimum over lambdas) against the step, read
+from the stores' curves; the **steps needed** to come within 2% of the paper recipe's
+5,000-step validation loss (``inf`` when the run stopped before); the test metric of the
+selected lambda. Headline, per model: the median over datasets (each the median over its
+splits) of the steps needed, and the mean over datasets of the test ratio new / paper.
+
+The runs live in the stores (resumable, parallel: ``psilon bench uci-default --jobs 2``);
+this script only reads them and rewrites ``<out>/report.md`` and ``<out>/curves.png``
+(atomically).
 
 Usage::
 
-    python benchmarks/bench_convergence.py --out docs/results/convergence [--models psilon-net] [--report-only]
+    python benchmarks/bench_convergence.py --out docs/results/convergence
 """
 
 from __future__ import annotations
@@ -29,34 +29,27 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-from tqdm.auto import tqdm
 
 from psilon.bench.protocols import DEFAULT_RECIPE, get_protocol
-from psilon.bench.runner import prepare_split
-from psilon.bench.store import ResultStore, atomic_write_bytes, atomic_write_text
-from psilon.datasets import load_dataset
-from psilon.estimators import PSiLONClassifier, PSiLONRegressor
+from psilon.bench.store import atomic_write_bytes, atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("psilon-net", "psilon-resnet", "standard-net")
-ARCH = {"psilon-net": ("psilon", "mlp"), "psilon-resnet": ("psilon", "resnet"), "standard-net": ("standard", "mlp")}
-SOURCES = (("uci", (0, 1, 2)), ("paper-tabular", (0,)))
+#: (paper-recipe store, default-recipe store), both under docs/results and named after their protocol.
+PAIRS = (("uci", "uci-default"), ("paper-tabular", "paper-tabular-default"))
 TOLERANCE = 0.02
 
 
-def _paper_runs(protocol: str) -> dict[tuple[str, int, str], dict]:
-    """The committed paper-recipe rows (ok, current protocol version) with their best-so-far curve."""
-    folder = REPO / "docs" / "results" / protocol
-    proto = get_protocol(protocol)
-    current = {t.key for t in proto.tasks()}
+def _runs(protocol: str, results: Path) -> dict[tuple[str, int, str], dict]:
+    """The store's ok rows of the networks (current protocol version), each with its best-so-far curve."""
+    folder = results / protocol
+    if not (folder / "results.jsonl").is_file():
+        return {}
+    current = {t.key for t in get_protocol(protocol).tasks()}
     runs = {}
     for line in (folder / "results.jsonl").read_text().splitlines():
         row = json.loads(line)
@@ -65,59 +58,32 @@ def _paper_runs(protocol: str) -> dict[tuple[str, int, str], dict]:
         curve = pd.DataFrame(json.loads((folder / "curves" / f"{row['key']}.json").read_text()))
         best = curve.groupby("step").value.min().sort_index()
         runs[(row["dataset"], row["split_id"], row["model"])] = dict(
-            key=row["key"], final_val=float(best.iloc[-1]), steps=int(best.index[-1]),
-            test=float(row["metrics"]["test"][row["primary_metric"]]), metric=row["primary_metric"],
+            best=best, test=float(row["metrics"]["test"][row["primary_metric"]]), metric=row["primary_metric"],
+            fit_seconds=float(row.get("fit_seconds") or math.nan),
         )
     return runs
 
 
-def _fit_default(task, data) -> tuple[object, float]:
-    model, arch = ARCH[task.model.label]
-    params = {k: v for k, v in task.model.params.items() if k not in ("max_steps", "architecture", "model")}
-    cls = PSiLONRegressor if data.task == "regression" else PSiLONClassifier
-    est = cls(model=model, architecture=arch, **params, **DEFAULT_RECIPE, max_steps="auto",
-              random_state=task.split_id, device="cpu")
-    t = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(data.X_train, data.y_train, eval_set=(data.X_val, data.y_val))
-    return est, time.perf_counter() - t
-
-
-def _test_metric(est, data, metric: str, scale: float) -> float:
-    if metric == "rmse":
-        return float(np.sqrt(np.mean((est.predict(data.X_test) - data.y_test) ** 2)) * scale)
-    proba = np.clip(est.predict_proba(data.X_test), 1e-15, 1)
-    return float(-np.mean(np.log(proba[np.arange(len(data.y_test)), np.searchsorted(est.classes_, data.y_test)])))
-
-
-def run_one(task, ref: dict) -> dict:
-    dataset = load_dataset(task.dataset)
-    data = prepare_split(task, dataset)
-    est, seconds = _fit_default(task, data)
-    best = est.history_.min(axis=1).cummin()
-    target = ref["final_val"] * (1 + TOLERANCE)
-    hit = best.index[best.to_numpy() <= target]
-    scale = data.target_scale if task.preprocessing.metric_scale == "original" else 1.0
-    return dict(
-        key=f"{task.key}-default", protocol=task.protocol, dataset=task.dataset, split_id=task.split_id,
-        model=task.model.label, recipe=DEFAULT_RECIPE | {"max_steps": "auto"}, n_steps=int(est.n_steps_),
-        paper_final_val=ref["final_val"], paper_steps=ref["steps"], paper_test=ref["test"], metric=ref["metric"],
-        final_val=float(best.iloc[-1]), steps_needed=int(hit[0]) if len(hit) else None,
-        test=_test_metric(est, data, ref["metric"], scale), fit_seconds=seconds, lambda_=float(est.lambda_),
-        lipschitz_bound=float(np.max(est.lipschitz_bound_)), near_sparsity=float(est.near_sparsity_),
-        curve=[[int(s), float(v)] for s, v in best.items()],
-    )
-
-
-def _todo(models, limit_datasets):
-    for protocol, splits in SOURCES:
-        refs = _paper_runs(protocol)
-        for task in get_protocol(protocol).tasks(models=list(models)):
-            if task.split_id in splits and (task.dataset, task.split_id, task.model.label) in refs:
-                if limit_datasets and task.dataset not in limit_datasets:
-                    continue
-                yield task, refs[(task.dataset, task.split_id, task.model.label)]
+def compare(results: Path = REPO / "docs" / "results") -> list[dict]:
+    """One row per (dataset, split, model) run under both recipes."""
+    rows = []
+    for paper_protocol, default_protocol in PAIRS:
+        paper, default = _runs(paper_protocol, results), _runs(default_protocol, results)
+        for (dataset, split, model), new in sorted(default.items()):
+            ref = paper.get((dataset, split, model))
+            if ref is None:
+                continue
+            best = new["best"].cummin()
+            paper_val = float(ref["best"].iloc[-1])
+            hit = best.index[best.to_numpy() <= paper_val * (1 + TOLERANCE)]
+            rows.append(dict(
+                source=paper_protocol, dataset=dataset, split_id=split, model=model, metric=ref["metric"],
+                paper_final_val=paper_val, paper_steps=int(ref["best"].index[-1]), paper_test=ref["test"],
+                final_val=float(best.iloc[-1]), steps_needed=int(hit[0]) if len(hit) else None,
+                n_steps=int(best.index[-1]), test=new["test"], fit_seconds=new["fit_seconds"],
+                curve=[[int(s), float(v)] for s, v in best.items()],
+            ))
+    return rows
 
 
 def summarize(rows: list[dict]) -> pd.DataFrame:
@@ -139,11 +105,12 @@ def _fmt_steps(v: float) -> str:
 def report(out: Path, rows: list[dict], command: str) -> str:
     per = summarize(rows)
     lines = ["# Convergence: psilon's default recipe vs the paper recipe's 5,000 steps", "",
-             f"Produced by `{command}` (resumable; {len(rows)} runs in the store).", "",
+             f"Produced by `{command}` from {len(rows)} runs present in both stores of a pair: "
+             "`docs/results/uci` vs `docs/results/uci-default` and `docs/results/paper-tabular` vs "
+             "`docs/results/paper-tabular-default` (made by `psilon bench <protocol> --out docs/results/<protocol>`).", "",
              "Default recipe: " + ", ".join(f"`{k}={v}`" for k, v in (DEFAULT_RECIPE | {"max_steps": "auto"}).items())
-             + " (the estimators' defaults), on the same splits, widths, depths and 13 lambdas as the committed "
-             "paper-recipe runs (`docs/results/uci`, `docs/results/paper-tabular`: 5,000 steps, `init='paper'`, "
-             "`length_lr_scale=1`, final state).", "",
+             + " (the estimators' defaults), on the same splits, widths, depths and 13 lambdas as the "
+             "paper-recipe runs (5,000 steps, `init='paper'`, `length_lr_scale=1`, lr 2e-3, final state).", "",
              f"*Steps needed*: first evaluation where the best validation loss so far (minimum over lambdas) is "
              f"within {TOLERANCE:.0%} of the paper recipe's 5,000-step value ('not reached' when early stopping or "
              "the budget ended the run first). *Test ratio*: new / paper test metric (RMSE or log loss; < 1 is better).",
@@ -199,31 +166,19 @@ def plot(out: Path, rows: list[dict]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="docs/results/convergence")
-    ap.add_argument("--models", default=",".join(MODELS))
-    ap.add_argument("--datasets", default="", help="comma-separated qualified names to restrict to")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--results", default=str(REPO / "docs" / "results"), help="folder holding the stores")
     args = ap.parse_args()
-    models = [m for m in args.models.split(",") if m]
-    unknown = sorted(set(models) - set(MODELS))
-    if unknown:
-        ap.error(f"unknown model(s) {unknown}; choose from {MODELS}")
-    torch.set_num_threads(args.threads)
+    rows = compare(Path(args.results))
+    if not rows:
+        raise SystemExit(f"no run is in both stores of any pair {PAIRS} under {args.results}: run "
+                         "'psilon bench uci-default --out docs/results/uci-default' first")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    store = ResultStore(out / "results.jsonl")
-    command = "python benchmarks/bench_convergence.py --out " + args.out + (f" --models {args.models}" if args.models != ",".join(MODELS) else "")
-    if not args.report_only:
-        done = store.finished_keys()
-        todo = [(t, r) for t, r in _todo(models, set(filter(None, args.datasets.split(",")))) if f"{t.key}-default" not in done]
-        with store:
-            for task, ref in tqdm(todo, desc="convergence", unit="run"):
-                store.append(run_one(task, ref) | {"status": "ok"})
-    rows = store.rows()
-    if rows:
-        atomic_write_text(out / "report.md", report(out, rows, command))
-        plot(out, rows)
-        print(report(out, rows, command).split("## Per dataset")[0])
+    command = f"python benchmarks/bench_convergence.py --out {args.out}"
+    text = report(out, rows, command)
+    atomic_write_text(out / "report.md", text)
+    plot(out, rows)
+    print(text.split("## Per dataset")[0])
 
 
 if __name__ == "__main__":

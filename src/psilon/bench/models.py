@@ -244,7 +244,8 @@ _PSILON_VARIANTS: dict[str, dict[str, Any]] = {
 #: otherwise: the estimators' defaults are psilon's faster recipe, and the committed
 #: paper-recipe stores must stay reproducible with their task parameters unchanged.
 PAPER_RECIPE: dict[str, Any] = {
-    "init": "paper", "length_lr_scale": 1.0, "restore": "final", "patience": None, "max_steps": 5000,
+    "init": "paper", "learning_rate": 2e-3, "length_lr_scale": 1.0, "restore": "final", "patience": None,
+    "max_steps": 5000,
 }
 
 
