@@ -185,3 +185,16 @@ def test_device_reaches_the_torch_models_only_and_leaves_the_keys_alone(tmp_path
     assert {m: r["key"] for m, r in rows["cpu"].items()} == {m: r["key"] for m, r in rows["plain"].items()}
     if not torch.cuda.is_available():  # the estimators' own default, 'auto', is then the CPU too
         assert rows["cpu"]["psilon-net"]["metrics"] == rows["plain"]["psilon-net"]["metrics"]
+
+
+def test_splits_option_runs_only_those_splits_and_refuses_unknown_ids(tmp_path, linear_protocol_file, capsys):
+    import json
+
+    out = tmp_path / "out"
+    assert main(["bench", str(linear_protocol_file), "--out", str(out), "--splits", "1", "--no-progress"]) == 0
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert rows and {r["split_id"] for r in rows} == {1}
+    capsys.readouterr()
+    assert main(["bench", str(linear_protocol_file), "--out", str(out), "--splits", "0,7", "--no-progress"]) == 2
+    assert "splits [7] are not in this protocol" in capsys.readouterr().err
+    assert _exit_code(lambda: main(["bench", str(linear_protocol_file), "--out", str(out), "--splits", "x"])) == 2

@@ -17,6 +17,16 @@ def _csv(text: str) -> list[str]:
     return items
 
 
+def _split_ids(text: str) -> list[int]:
+    try:
+        ids = [int(t) for t in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated split ids such as 0,1,2, got {text!r}") from None
+    if any(i < 0 for i in ids):
+        raise argparse.ArgumentTypeError(f"split ids are >= 0, got {text!r}")
+    return ids
+
+
 def _positive_or_all(text: str) -> int:
     try:
         value = int(text)
@@ -67,6 +77,7 @@ def register(subparsers) -> None:
     )
     bench.add_argument("--datasets", type=_csv, help="comma-separated datasets to run instead of the protocol's")
     bench.add_argument("--models", type=_csv, help="comma-separated model labels of the protocol to run")
+    bench.add_argument("--splits", type=_split_ids, help="comma-separated split ids to run (e.g. 0,1,2; default: all)")
     bench.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
     bench.set_defaults(func=_bench)
@@ -102,6 +113,7 @@ def _bench(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             datasets=args.datasets,
             models=args.models,
+            splits=args.splits,
             threads=args.threads,
             device=args.device,
             progress=not args.no_progress,

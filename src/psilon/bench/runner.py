@@ -271,6 +271,7 @@ def run_protocol(
     scheduler: str | None = None,
     datasets: list[str] | None = None,
     models: list[str] | None = None,
+    splits: list[int] | None = None,
     threads: int = 1,
     device: str | None = None,
     progress: bool = True,
@@ -281,7 +282,8 @@ def run_protocol(
     ``jobs``: parallel local processes (joblib; ``-1`` for all cores). ``scheduler``: a
     Dask scheduler address (``tcp://host:port``); the tasks then run on its workers, which
     must be able to read the data folder. ``datasets``/``models`` restrict or replace the
-    protocol's datasets and select model labels. ``threads``: BLAS/OpenMP/torch threads
+    protocol's datasets and select model labels; ``splits`` selects split ids (e.g. the
+    first three of ten, to see every dataset early and fill in the rest later). ``threads``: BLAS/OpenMP/torch threads
     inside one task (default 1: parallelism comes from running tasks side by side; on a
     shared machine, multi-threaded OpenMP in scikit-learn's gradient boosting can be
     twenty times slower than one thread). ``device``: where the PyTorch models train
@@ -300,7 +302,7 @@ def run_protocol(
     out_dir = Path(out_dir)
     folder = find_data_dir(data_dir)
     data_dir_str = None if folder is None else str(folder)
-    tasks = protocol.tasks(datasets=datasets, models=models, data_dir=data_dir_str)
+    tasks = _only_splits(protocol.tasks(datasets=datasets, models=models, data_dir=data_dir_str), splits)
     prepare_out_dir(out_dir)
     with ResultStore(out_dir / STORE_NAME) as store:
         atomic_write_text(out_dir / "protocol.json", json.dumps(protocol.to_dict(), indent=2))
@@ -311,6 +313,17 @@ def run_protocol(
         _record_all(rows, store, summary, protocol.name, progress, command)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _only_splits(tasks: list[Task], splits: list[int] | None) -> list[Task]:
+    """The tasks of the given split ids (all when ``None``); an id the protocol lacks is an error."""
+    if splits is None:
+        return tasks
+    have = sorted({t.split_id for t in tasks})
+    unknown = sorted(set(splits) - set(have))
+    if unknown:
+        raise ValueError(f"splits {unknown} are not in this protocol; its split ids are {have}")
+    return [t for t in tasks if t.split_id in set(splits)]
 
 
 def _check_parallelism(jobs, threads) -> None:
