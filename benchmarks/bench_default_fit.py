@@ -9,7 +9,7 @@ random_state=0) -- the quality bar is the old default's 54.75 (docs/results/qual
 
 Usage::
 
-    python benchmarks/bench_default_fit.py [--rounds 3] [--folds 5] [--architecture mlp]
+    python benchmarks/bench_default_fit.py [--rounds 3] [--folds 5] [--architecture mlp] [--device auto]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from psilon import PSiLONRegressor
+from psilon.train import resolve_device
 
 
 def main() -> None:
@@ -38,12 +39,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--architecture", default="mlp", choices=["mlp", "resnet"])
+    ap.add_argument("--device", default="auto", help="PSiLON's device (default auto: CUDA when available)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     X, y = load_diabetes(return_X_y=True)
     models = {
-        "psilon": PSiLONRegressor(architecture=args.architecture, random_state=0),
+        "psilon": PSiLONRegressor(architecture=args.architecture, random_state=0, device=args.device),
         "sklearn-mlp": make_pipeline(StandardScaler(), MLPRegressor(max_iter=2000, random_state=0)),
         "hgb": HistGradientBoostingRegressor(random_state=0),
     }
@@ -58,7 +60,7 @@ def main() -> None:
             if name == "psilon":
                 steps, lam = fitted.n_steps_, fitted.lambda_
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"torch {torch.__version__}, device cpu, 1 thread, load avg {os.getloadavg()[0]:.1f}; "
+    print(f"torch {torch.__version__}, PSiLON on {resolve_device(args.device)}, 1 thread, load avg {os.getloadavg()[0]:.1f}; "
           f"medians of {args.rounds} interleaved fits on all {len(y)} rows")
     print(f"PSiLONRegressor(architecture={args.architecture!r}) default fit: {med['psilon']:.2f} s "
           f"({steps} steps done, lambda_={lam:g})")

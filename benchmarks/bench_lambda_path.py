@@ -118,7 +118,7 @@ def bench_width(width: int, rounds: int, mm_size: int, floor_detail: bool = Fals
     )
 
 
-def paper_fit(steps: int) -> None:
+def paper_fit(steps: int, device: str = "auto") -> None:
     """One paper-size fit: width 500, depth 3, n = 2000, 13 lambdas as members."""
     import tracemalloc
 
@@ -135,13 +135,16 @@ def paper_fit(steps: int) -> None:
     t = time.perf_counter()
     res = lambda_path(
         X, y, lambdas=PAPER_LAMBDAS, width=500, depth=3, max_steps=steps, batch_size=BATCH,
-        val_data=(Xv, yv), eval_every=50, seed=0, verbose=True,
+        val_data=(Xv, yv), eval_every=50, seed=0, verbose=True, device=device,
     )
     wall = time.perf_counter() - t
     _, py_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"\npaper-size fit: width 500, depth 3, n={N}, {steps} steps, {len(PAPER_LAMBDAS)} lambdas as members")
+    from psilon.train import resolve_device
+
+    print(f"\npaper-size fit on {resolve_device(device)}: width 500, depth 3, n={N}, {steps} steps, "
+          f"{len(PAPER_LAMBDAS)} lambdas as members")
     print(f"  wall time          {wall:8.1f} s   ({wall / steps * 1e3:.1f} ms/step incl. validation every 50 steps)")
     print(f"  peak RSS (process) {rss1 / 1024:8.1f} MB   (before the fit: {rss0 / 1024:.1f} MB)")
     print(f"  tracemalloc peak   {py_peak / 2**20:8.1f} MB   (Python-heap allocations only; torch tensors are not traced)")
@@ -159,6 +162,7 @@ def main(argv=None) -> None:
     parser.add_argument("--eager", action="store_true", help="eager kernels (default: compiled, as long fits run)")
     parser.add_argument("--paper-fit", action="store_true", help="also run one paper-size fit")
     parser.add_argument("--paper-steps", type=int, default=5000)
+    parser.add_argument("--device", default="auto", help="device of the paper-size fit (the step table times the CPU)")
     parser.add_argument("--skip-steps", action="store_true", help="skip the step table")
     parser.add_argument("--floor-detail", action="store_true", help="also time each GEMM of the step alone")
     args = parser.parse_args(argv)
@@ -168,7 +172,7 @@ def main(argv=None) -> None:
         tune_allocator()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, device cpu, threads {torch.get_num_threads()}, "
+    print(f"torch {torch.__version__}, step table on the cpu, threads {torch.get_num_threads()}, "
           f"malloc tuning {'off' if args.no_malloc_tuning else 'on'}, load avg {os.getloadavg()[0]:.1f}")
     if not args.skip_steps:
         print(f"\none training step (fwd+bwd+Adam), depth {DEPTH}, batch {BATCH}, {D} features; "
@@ -185,7 +189,7 @@ def main(argv=None) -> None:
                   f"({goal} on {'13m/seq' if width < 128 else 'frac mm'})")
             sys.stdout.flush()
     if args.paper_fit:
-        paper_fit(args.paper_steps)
+        paper_fit(args.paper_steps, args.device)
 
 
 if __name__ == "__main__":
