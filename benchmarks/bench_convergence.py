@@ -22,6 +22,7 @@ this script only reads them and rewrites ``<out>/report.md`` and ``<out>/curves.
 Usage::
 
     python benchmarks/bench_convergence.py --out docs/results/convergence
+    python benchmarks/bench_convergence.py --out docs/results/recipe-sweep/convergence --pair uci:recipe-sweep
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _runs(protocol: str, results: Path) -> dict[tuple[str, int, str], dict]:
     runs = {}
     for line in (folder / "results.jsonl").read_text().splitlines():
         row = json.loads(line)
-        if row.get("status") != "ok" or row["model"] not in MODELS or row["key"] not in current:
+        if row.get("status") != "ok" or row["model"].split("@")[0] not in MODELS or row["key"] not in current:
             continue
         curve = pd.DataFrame(json.loads((folder / "curves" / f"{row['key']}.json").read_text()))
         best = curve.groupby("step").value.min().sort_index()
@@ -64,13 +65,14 @@ def _runs(protocol: str, results: Path) -> dict[tuple[str, int, str], dict]:
     return runs
 
 
-def compare(results: Path = REPO / "docs" / "results") -> list[dict]:
-    """One row per (dataset, split, model) run under both recipes."""
+def compare(results: Path = REPO / "docs" / "results", pairs=PAIRS) -> list[dict]:
+    """One row per (dataset, split, model) run in both stores of a pair; a model label
+    ``<model>@<variant>`` (the recipe-sweep protocol) is compared with ``<model>``."""
     rows = []
-    for paper_protocol, default_protocol in PAIRS:
+    for paper_protocol, default_protocol in pairs:
         paper, default = _runs(paper_protocol, results), _runs(default_protocol, results)
         for (dataset, split, model), new in sorted(default.items()):
-            ref = paper.get((dataset, split, model))
+            ref = paper.get((dataset, split, model.split("@")[0]))
             if ref is None:
                 continue
             best = new["best"].cummin()
@@ -102,12 +104,12 @@ def _fmt_steps(v: float) -> str:
     return "not reached" if not math.isfinite(v) else f"{int(v)}"
 
 
-def report(out: Path, rows: list[dict], command: str) -> str:
+def report(out: Path, rows: list[dict], command: str, pairs=PAIRS) -> str:
     per = summarize(rows)
     lines = ["# Convergence: psilon's default recipe vs the paper recipe's 5,000 steps", "",
              f"Produced by `{command}` from {len(rows)} runs present in both stores of a pair: "
-             "`docs/results/uci` vs `docs/results/uci-default` and `docs/results/paper-tabular` vs "
-             "`docs/results/paper-tabular-default` (made by `psilon bench <protocol> --out docs/results/<protocol>`).", "",
+             + " and ".join(f"`docs/results/{a}` vs `docs/results/{b}`" for a, b in pairs)
+             + " (made by `psilon bench <protocol> --out docs/results/<protocol>`).", "",
              "Default recipe: " + ", ".join(f"`{k}={v}`" for k, v in (DEFAULT_RECIPE | {"max_steps": "auto"}).items())
              + " (the estimators' defaults), on the same splits, widths, depths and 13 lambdas as the "
              "paper-recipe runs (5,000 steps, `init='paper'`, `length_lr_scale=1`, lr 2e-3, final state).", "",
@@ -167,15 +169,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="docs/results/convergence")
     ap.add_argument("--results", default=str(REPO / "docs" / "results"), help="folder holding the stores")
+    ap.add_argument("--pair", action="append", metavar="PAPER:OTHER",
+                    help="compare the store OTHER with the paper-recipe store PAPER (protocol names; repeatable; "
+                         "default: uci:uci-default and paper-tabular:paper-tabular-default)")
     args = ap.parse_args()
-    rows = compare(Path(args.results))
+    pairs = PAIRS if not args.pair else tuple(tuple(p.split(":", 1)) for p in args.pair)
+    if any(len(p) != 2 for p in pairs):
+        ap.error("--pair takes PAPER:OTHER, e.g. uci:recipe-sweep")
+    rows = compare(Path(args.results), pairs)
     if not rows:
         raise SystemExit(f"no run is in both stores of any pair {PAIRS} under {args.results}: run "
                          "'psilon bench uci-default --out docs/results/uci-default' first")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    command = f"python benchmarks/bench_convergence.py --out {args.out}"
-    text = report(out, rows, command)
+    command = f"python benchmarks/bench_convergence.py --out {args.out}" + "".join(f" --pair {p}" for p in args.pair or ())
+    text = report(out, rows, command, pairs)
     atomic_write_text(out / "report.md", text)
     plot(out, rows)
     print(text.split("## Per dataset")[0])
