@@ -331,19 +331,23 @@ class Protocol:
 DEFAULT_RECIPE: dict[str, Any] = {"learning_rate": 5e-3, "length_lr_scale": 10.0, "restore": "best", "patience": 20}
 
 
-#: The (learning rate, length learning-rate scale) pairs of the ``recipe-sweep`` protocol:
-#: the previous default (lr 2e-3 x 30), today's (5e-3 x 10) and a faster one (1e-2 x 10).
-RECIPE_SWEEP: tuple[tuple[float, float], ...] = ((2e-3, 30.0), (5e-3, 10.0), (1e-2, 10.0))
+#: The (learning rate, length learning-rate scale, successive halving) settings of the
+#: ``recipe-sweep`` protocol: the previous default (lr 2e-3 x 30), today's (5e-3 x 10), a
+#: faster one (1e-2 x 10), and today's with successive halving over the lambdas.
+RECIPE_SWEEP: tuple[tuple[float, float, bool], ...] = (
+    (2e-3, 30.0, False), (5e-3, 10.0, False), (1e-2, 10.0, False), (5e-3, 10.0, True),
+)
 
 
 def _recipe_sweep_models() -> tuple[ModelSpec, ...]:
-    """PSiLON Net and ResNet at uci-default's settings, once per :data:`RECIPE_SWEEP` pair;
-    labels ``<entry>@lr<lr>x<scale>``."""
+    """PSiLON Net and ResNet at uci-default's settings, once per :data:`RECIPE_SWEEP` setting;
+    labels ``<entry>@lr<lr>x<scale>[+halving]``."""
     models = []
-    for lr, scale in RECIPE_SWEEP:
-        recipe = {**DEFAULT_RECIPE, "learning_rate": lr, "length_lr_scale": scale}
+    for lr, scale, halving in RECIPE_SWEEP:
+        recipe = {**DEFAULT_RECIPE, "learning_rate": lr, "length_lr_scale": scale, **({"halving": True} if halving else {})}
         nets = _network_models(width=128, depth=3, lambdas=PAPER_LAMBDAS, max_steps="auto", recipe=recipe)
-        models += [ModelSpec(f"{m.label}@lr{lr:g}x{scale:g}", m.entry, m.params) for m in nets if m.label != "standard-net"]
+        suffix = f"@lr{lr:g}x{scale:g}" + ("+halving" if halving else "")
+        models += [ModelSpec(m.label + suffix, m.entry, m.params) for m in nets if m.label != "standard-net"]
     return tuple(models)
 
 
@@ -583,8 +587,8 @@ PROTOCOLS: dict[str, Protocol] = {
             name="recipe-sweep",
             description=(
                 "How psilon's default learning rates were chosen: uci-default's sets, splits and networks "
-                "(PSiLON Net and ResNet) at three (lr, length lr scale) pairs: 2e-3 x 30, 5e-3 x 10, 1e-2 x 10; "
-                "compare with the uci report by benchmarks/bench_convergence.py"
+                "(PSiLON Net and ResNet) at three (lr, length lr scale) pairs: 2e-3 x 30, 5e-3 x 10, 1e-2 x 10, "
+                "and 5e-3 x 10 with successive halving; compare with the uci report by benchmarks/bench_convergence.py"
             ),
             datasets=UCI_DATASETS,
             models=_recipe_sweep_models(),
