@@ -339,13 +339,13 @@ RECIPE_SWEEP: tuple[tuple[float, float, bool], ...] = (
 )
 
 
-def _recipe_sweep_models() -> tuple[ModelSpec, ...]:
-    """PSiLON Net and ResNet at uci-default's settings, once per :data:`RECIPE_SWEEP` setting;
-    labels ``<entry>@lr<lr>x<scale>[+halving]``."""
+def _recipe_sweep_models(settings=RECIPE_SWEEP, width: int = 128) -> tuple[ModelSpec, ...]:
+    """PSiLON Net and ResNet at ``width``, depth 3, 13 lambdas, ``max_steps='auto'``, once per
+    (lr, length scale, halving) setting; labels ``<entry>@lr<lr>x<scale>[+halving]``."""
     models = []
-    for lr, scale, halving in RECIPE_SWEEP:
+    for lr, scale, halving in settings:
         recipe = {**DEFAULT_RECIPE, "learning_rate": lr, "length_lr_scale": scale, **({"halving": True} if halving else {})}
-        nets = _network_models(width=128, depth=3, lambdas=PAPER_LAMBDAS, max_steps="auto", recipe=recipe)
+        nets = _network_models(width=width, depth=3, lambdas=PAPER_LAMBDAS, max_steps="auto", recipe=recipe)
         suffix = f"@lr{lr:g}x{scale:g}" + ("+halving" if halving else "")
         models += [ModelSpec(m.label + suffix, m.entry, m.params) for m in nets if m.label != "standard-net"]
     return tuple(models)
@@ -594,6 +594,18 @@ PROTOCOLS: dict[str, Protocol] = {
             models=_recipe_sweep_models(),
             split=SplitSpec(kind="fixed", n_splits=10, val_fraction=0.2),
             preprocessing=Preprocessing(standardize=True, target_scaling="robust", metric_scale="original"),
+        ),
+        Protocol(
+            name="recipe-sweep-tabular",
+            description=(
+                "recipe-sweep's fastest setting (lr 1e-2 x 10) on paper-tabular's sets, split and networks (width "
+                "500, depth 3); the default (5e-3 x 10) is paper-tabular-default; compare both with the "
+                "paper-tabular report by benchmarks/bench_convergence.py"
+            ),
+            datasets=PAPER_TABULAR_DATASETS,
+            models=_recipe_sweep_models(((1e-2, 10.0, False),), width=500),
+            split=SplitSpec(kind="shuffle", seeds=(0,), row_cap=20_000, n_train=2_000),
+            preprocessing=Preprocessing(standardize=True, target_scaling="robust", metric_scale="scaled"),
         ),
         Protocol(
             name="smoke",
