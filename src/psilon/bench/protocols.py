@@ -534,6 +534,13 @@ def _paper_30_protocols() -> tuple[Protocol, ...]:
     return exact, default
 
 
+#: paper-tabular's split and preprocessing (also its -default and recipe-sweep-tabular variants).
+_PAPER_TABULAR_SPLIT = SplitSpec(kind="shuffle", seeds=(0,), row_cap=20_000, n_train=2_000)
+_PAPER_TABULAR_PREP = Preprocessing(standardize=True, target_scaling="robust", metric_scale="scaled")
+#: uci's 10 fixed splits and preprocessing (also uci-default and recipe-sweep).
+_UCI_SPLIT = SplitSpec(kind="fixed", n_splits=10, val_fraction=0.2)
+_UCI_PREP = Preprocessing(standardize=True, target_scaling="robust", metric_scale="original")
+
 PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in (
@@ -545,8 +552,8 @@ PROTOCOLS: dict[str, Protocol] = {
             ),
             datasets=PAPER_TABULAR_DATASETS,
             models=_FULL_MODELS,
-            split=SplitSpec(kind="shuffle", seeds=(0,), row_cap=20_000, n_train=2_000),
-            preprocessing=Preprocessing(standardize=True, target_scaling="robust", metric_scale="scaled"),
+            split=_PAPER_TABULAR_SPLIT,
+            preprocessing=_PAPER_TABULAR_PREP,
         ),
         Protocol(
             name="paper-tabular-default",
@@ -558,8 +565,8 @@ PROTOCOLS: dict[str, Protocol] = {
             datasets=PAPER_TABULAR_DATASETS,
             models=_BASELINES[:4] + _network_models(width=500, depth=3, lambdas=PAPER_LAMBDAS, max_steps="auto",
                                                     recipe=DEFAULT_RECIPE),
-            split=SplitSpec(kind="shuffle", seeds=(0,), row_cap=20_000, n_train=2_000),
-            preprocessing=Preprocessing(standardize=True, target_scaling="robust", metric_scale="scaled"),
+            split=_PAPER_TABULAR_SPLIT,
+            preprocessing=_PAPER_TABULAR_PREP,
         ),
         Protocol(
             name="uci",
@@ -570,8 +577,8 @@ PROTOCOLS: dict[str, Protocol] = {
             ),
             datasets=UCI_DATASETS,
             models=_UCI_MODELS,
-            split=SplitSpec(kind="fixed", n_splits=10, val_fraction=0.2),
-            preprocessing=Preprocessing(standardize=True, target_scaling="robust", metric_scale="original"),
+            split=_UCI_SPLIT,
+            preprocessing=_UCI_PREP,
         ),
         Protocol(
             name="uci-default",
@@ -583,8 +590,8 @@ PROTOCOLS: dict[str, Protocol] = {
             datasets=UCI_DATASETS,
             models=_BASELINES + _network_models(width=128, depth=3, lambdas=PAPER_LAMBDAS, max_steps="auto",
                                                 recipe=DEFAULT_RECIPE),
-            split=SplitSpec(kind="fixed", n_splits=10, val_fraction=0.2),
-            preprocessing=Preprocessing(standardize=True, target_scaling="robust", metric_scale="original"),
+            split=_UCI_SPLIT,
+            preprocessing=_UCI_PREP,
         ),
         Protocol(
             name="recipe-sweep",
@@ -595,8 +602,8 @@ PROTOCOLS: dict[str, Protocol] = {
             ),
             datasets=UCI_DATASETS,
             models=_recipe_sweep_models(),
-            split=SplitSpec(kind="fixed", n_splits=10, val_fraction=0.2),
-            preprocessing=Preprocessing(standardize=True, target_scaling="robust", metric_scale="original"),
+            split=_UCI_SPLIT,
+            preprocessing=_UCI_PREP,
         ),
         Protocol(
             name="recipe-sweep-tabular",
@@ -608,8 +615,8 @@ PROTOCOLS: dict[str, Protocol] = {
             ),
             datasets=PAPER_TABULAR_DATASETS,
             models=_recipe_sweep_models(((1e-2, 10.0, False), (5e-3, 10.0, False, 2000)), width=500),
-            split=SplitSpec(kind="shuffle", seeds=(0,), row_cap=20_000, n_train=2_000),
-            preprocessing=Preprocessing(standardize=True, target_scaling="robust", metric_scale="scaled"),
+            split=_PAPER_TABULAR_SPLIT,
+            preprocessing=_PAPER_TABULAR_PREP,
         ),
         Protocol(
             name="smoke",
