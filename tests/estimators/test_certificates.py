@@ -3,7 +3,6 @@ bounds under PGD on real data, scales, feature path norms, the frontier plot."""
 
 import copy
 import importlib.util
-import os
 from pathlib import Path
 
 import matplotlib
@@ -12,19 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from psilon.datasets import load_dataset as _load_dataset
 from psilon.estimators import PSiLONClassifier, PSiLONRegressor
 from psilon.pathnorm import path_norm
 from psilon.sparsity import compact
-
-
-def load_dataset(name):
-    """A real dataset from ``$PSILON_DATA_DIR`` or ``../shared/data``; skip when neither exists."""
-    given = os.environ.get("PSILON_DATA_DIR")
-    folder = Path(given) if given else Path(__file__).resolve().parents[3] / "shared" / "data"
-    if not folder.is_dir():
-        pytest.skip(f"no data folder: set PSILON_DATA_DIR or provide {folder}")
-    return _load_dataset(name, folder)
 
 
 matplotlib.use("Agg")
@@ -38,8 +27,7 @@ FAST = dict(width=32, max_steps=300, random_state=0)
 N_ATTACK = 60
 
 
-def _data(name, n_test=N_ATTACK):
-    ds = load_dataset(name)
+def _data(ds, n_test=N_ATTACK):
     rng = np.random.default_rng(0)
     idx = rng.permutation(len(ds.y))
     te, tr = idx[:n_test], idx[n_test:]
@@ -47,22 +35,22 @@ def _data(name, n_test=N_ATTACK):
 
 
 @pytest.fixture(scope="module")
-def cancer():
-    X_tr, y_tr, X_te, y_te = _data("pmlb:breast_cancer_wisconsin")
+def cancer(real_dataset):
+    X_tr, y_tr, X_te, y_te = _data(real_dataset("pmlb:breast_cancer_wisconsin"))
     est = PSiLONClassifier(lambdas=[1e-3, 1e-2], **FAST).fit(X_tr, y_tr)
     return est, X_te
 
 
 @pytest.fixture(scope="module")
-def vehicle():
-    X_tr, y_tr, X_te, y_te = _data("pmlb:vehicle")
+def vehicle(real_dataset):
+    X_tr, y_tr, X_te, y_te = _data(real_dataset("pmlb:vehicle"))
     est = PSiLONClassifier(lambdas=[1e-3], architecture="resnet", **FAST).fit(X_tr, y_tr)
     return est, X_te
 
 
 @pytest.fixture(scope="module")
-def swd():
-    X_tr, y_tr, X_te, y_te = _data("pmlb:1028_SWD")
+def swd(real_dataset):
+    X_tr, y_tr, X_te, y_te = _data(real_dataset("pmlb:1028_SWD"))
     est = PSiLONRegressor(lambdas=[1e-3, 1e-2], **FAST).fit(X_tr, y_tr)
     return est, X_te
 
@@ -189,11 +177,11 @@ def test_prediction_bounds_eps_checks(swd):
 
 
 # --------------------------------------------------------------------------- lipschitz_max
-def test_lipschitz_max_selects_within_the_budget(swd):
+def test_lipschitz_max_selects_within_the_budget(swd, real_dataset):
     est, X = swd
     bounds = est.path_["lipschitz_bound"].to_numpy()
     budget = float(np.sort(bounds)[0]) * 1.0001  # only the smallest bound qualifies
-    X_tr, y_tr, _, _ = _data("pmlb:1028_SWD")
+    X_tr, y_tr, _, _ = _data(real_dataset("pmlb:1028_SWD"))
     capped = PSiLONRegressor(lambdas=[1e-3, 1e-2], lipschitz_max=budget, **FAST).fit(X_tr, y_tr)
     assert capped.lipschitz_bound_ <= budget
     assert capped.path_["within_budget"].sum() == 1
@@ -201,9 +189,9 @@ def test_lipschitz_max_selects_within_the_budget(swd):
     np.testing.assert_allclose(capped.path_.loc[capped.lambda_, "lipschitz_bound"], capped.lipschitz_bound_, rtol=1e-5)
 
 
-def test_lipschitz_max_error_names_the_smallest_bound(swd):
+def test_lipschitz_max_error_names_the_smallest_bound(swd, real_dataset):
     est, _ = swd
-    X_tr, y_tr, _, _ = _data("pmlb:1028_SWD")
+    X_tr, y_tr, _, _ = _data(real_dataset("pmlb:1028_SWD"))
     smallest = float(est.path_["lipschitz_bound"].min())
     with pytest.raises(ValueError, match=r"smallest bound reached is ([0-9.e+-]+).*larger lambdas") as info:
         PSiLONRegressor(lambdas=[1e-3, 1e-2], lipschitz_max=smallest / 10, **FAST).fit(X_tr, y_tr)
@@ -217,8 +205,8 @@ def test_lipschitz_max_is_checked(bad):
 
 
 # --------------------------------------------------------------------------- attribution
-def test_feature_path_norms_sum_and_pruned_zeros():
-    X_tr, y_tr, _, _ = _data("pmlb:breast_cancer_wisconsin")
+def test_feature_path_norms_sum_and_pruned_zeros(real_dataset):
+    X_tr, y_tr, _, _ = _data(real_dataset("pmlb:breast_cancer_wisconsin"))
     est = PSiLONClassifier(lambdas=[1e-2], prune=True, width=16, max_steps=600, random_state=0).fit(X_tr, y_tr)
     values = est.feature_path_norms_
     assert values.shape == (est.n_preprocessed_features_,)
@@ -245,12 +233,10 @@ def test_plot_frontier(cancer):
     np.testing.assert_allclose(np.asarray(line.get_xdata(), float), est.path_["lipschitz_bound"].to_numpy())
 
 
-def test_docs_example_runs(tmp_path, monkeypatch, capsys):
+def test_docs_example_runs(tmp_path, monkeypatch, capsys, data_dir):
     import re
 
-    load_dataset("pmlb:breast_cancer_wisconsin")  # skips without the data folder
-    given = os.environ.get("PSILON_DATA_DIR")
-    monkeypatch.setenv("PSILON_DATA_DIR", given or str(ROOT.parent / "shared" / "data"))
+    monkeypatch.setenv("PSILON_DATA_DIR", str(data_dir))
     monkeypatch.chdir(tmp_path)
     text = (ROOT / "docs" / "certificates.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)

@@ -1,24 +1,11 @@
 """ONNX export (issue 14): the compacted network with the preprocessing folded in matches
 predict / predict_proba to 1e-5 in onnxruntime on real data."""
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from psilon.datasets import load_dataset as _load_dataset
 from psilon.estimators import PSiLONClassifier, PSiLONRegressor
-
-
-def load_dataset(name):
-    """A real dataset from ``$PSILON_DATA_DIR`` or ``../shared/data``; skip when neither exists."""
-    given = os.environ.get("PSILON_DATA_DIR")
-    folder = Path(given) if given else Path(__file__).resolve().parents[3] / "shared" / "data"
-    if not folder.is_dir():
-        pytest.skip(f"no data folder: set PSILON_DATA_DIR or provide {folder}")
-    return _load_dataset(name, folder)
 
 
 onnx = pytest.importorskip("onnx", reason="ONNX export needs the 'onnx' extra: pip install 'psilon[onnx]'")
@@ -33,8 +20,8 @@ def _run(path, X):
 
 
 @pytest.mark.parametrize("architecture", ["mlp", "resnet"])
-def test_classifier_round_trip(architecture, tmp_path):
-    ds = load_dataset("pmlb:breast_cancer_wisconsin")
+def test_classifier_round_trip(architecture, tmp_path, real_dataset):
+    ds = real_dataset("pmlb:breast_cancer_wisconsin")
     est = PSiLONClassifier(architecture=architecture, prune=True, **FAST).fit(ds.X, ds.y)
     logits, proba = _run(est.export_onnx(tmp_path / "m.onnx"), ds.X)
     np.testing.assert_allclose(proba, est.predict_proba(ds.X), atol=1e-5)
@@ -42,8 +29,8 @@ def test_classifier_round_trip(architecture, tmp_path):
     np.testing.assert_array_equal(est.classes_[proba.argmax(1)], est.predict(ds.X))
 
 
-def test_multiclass_round_trip_after_load(tmp_path):
-    ds = load_dataset("pmlb:vehicle")
+def test_multiclass_round_trip_after_load(tmp_path, real_dataset):
+    ds = real_dataset("pmlb:vehicle")
     est = PSiLONClassifier(architecture="resnet", **FAST).fit(ds.X, ds.y)
     est.save(tmp_path / "m.pt")
     loaded = PSiLONClassifier.load(tmp_path / "m.pt")  # the frozen preprocessing folds as well
@@ -52,8 +39,8 @@ def test_multiclass_round_trip_after_load(tmp_path):
     np.testing.assert_array_equal(est.classes_[proba.argmax(1)], est.predict(ds.X))
 
 
-def test_regressor_round_trip_with_missing_values(tmp_path):
-    ds = load_dataset("pmlb:1028_SWD")
+def test_regressor_round_trip_with_missing_values(tmp_path, real_dataset):
+    ds = real_dataset("pmlb:1028_SWD")
     X = ds.X.astype(float).copy()
     X.iloc[::7, 1] = np.nan  # missing values: imputed and flagged by an indicator column
     est = PSiLONRegressor(**FAST).fit(X, ds.y)
@@ -76,8 +63,8 @@ def test_categorical_columns_export_without_folding(tmp_path):
     np.testing.assert_allclose(proba, est.predict_proba(X), atol=1e-5)
 
 
-def test_export_argument_errors(tmp_path):
-    ds = load_dataset("pmlb:breast_cancer_wisconsin")
+def test_export_argument_errors(tmp_path, real_dataset):
+    ds = real_dataset("pmlb:breast_cancer_wisconsin")
     est = PSiLONClassifier(**FAST).fit(ds.X, ds.y)
     with pytest.raises(ValueError, match="preprocessing must be"):
         est.export_onnx(tmp_path / "m.onnx", preprocessing="yes")
