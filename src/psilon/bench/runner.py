@@ -283,12 +283,13 @@ def run_protocol(
     Dask scheduler address (``tcp://host:port``); the tasks then run on its workers, which
     must be able to read the data folder. ``datasets``/``models`` restrict or replace the
     protocol's datasets and select model labels; ``splits`` selects split ids (e.g. the
-    first three of ten, to see every dataset early and fill in the rest later). ``threads``: BLAS/OpenMP/torch threads
-    inside one task (default 1: parallelism comes from running tasks side by side; on a
-    shared machine, multi-threaded OpenMP in scikit-learn's gradient boosting can be
-    twenty times slower than one thread). ``device``: where the PyTorch models train
-    (``'auto'``: CUDA when available; ``None``: each model's default, the CPU for the
-    benchmark entries); the task keys do not depend on it, and each row records it.
+    first three of ten, to see every dataset early and fill in the rest later).
+    ``threads``: BLAS/OpenMP/torch threads inside one task (default 1: parallelism comes
+    from running tasks side by side; on a shared machine, multi-threaded OpenMP in
+    scikit-learn's gradient boosting can be twenty times slower than one thread).
+    ``device``: where the PyTorch models train (``'auto'``: CUDA when available; ``None``:
+    each model's default, ``'auto'`` for psilon's estimators and the CPU for the deep
+    ablation); the task keys do not depend on it, and each row records it.
     ``command``: the command line that started the
     run, appended to ``out_dir/commands.txt`` when its first result arrives; a command
     refused (bad options, the store locked by another run, no scheduler), killed before
@@ -319,11 +320,12 @@ def _only_splits(tasks: list[Task], splits: list[int] | None) -> list[Task]:
     """The tasks of the given split ids (all when ``None``); an id the protocol lacks is an error."""
     if splits is None:
         return tasks
+    wanted = set(splits)
     have = sorted({t.split_id for t in tasks})
-    unknown = sorted(set(splits) - set(have))
+    unknown = sorted(wanted - set(have))
     if unknown:
         raise ValueError(f"splits {unknown} are not in this protocol; its split ids are {have}")
-    return [t for t in tasks if t.split_id in set(splits)]
+    return [t for t in tasks if t.split_id in wanted]
 
 
 def _check_parallelism(jobs, threads) -> None:
