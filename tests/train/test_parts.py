@@ -236,6 +236,24 @@ def test_variance_init_gives_unit_rows_on_average(cls):
         init_lengths_(net, "xavier")
 
 
+@pytest.mark.parametrize("cls", [PSiLONNet, PSiLONResNet])
+def test_open_init_opens_only_the_residual_blocks(cls):
+    torch.manual_seed(0)
+    net = cls(6, 2, width=16, depth=5)
+    paper = [layer.length.detach().clone() for layer in net.layers()]
+    init_lengths_(net, "open")
+    layers = net.layers()
+    for i, (before, layer) in enumerate(zip(paper, layers)):
+        block = net.architecture == "resnet" and 0 < i < len(layers) - 1
+        assert torch.equal(layer.length, torch.ones_like(before) if block else before)
+        if block:
+            assert (before == 0).all()
+    if net.architecture == "resnet":  # tied halves: an open block is still linear at init
+        z = torch.randn(7, 16)
+        block = layers[1]
+        assert torch.allclose(block(z), block(-z).neg(), atol=1e-6)
+
+
 def test_options_are_validated_once_with_clear_errors():
     X, y = _data()
     net = PSiLONNet(4, 1, width=8)

@@ -54,7 +54,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -325,32 +325,52 @@ class Protocol:
 
 
 #: psilon's default recipe (the estimators' defaults, see ``psilon.estimators``): the
-#: paper's init, Adam's peak learning rate 5e-3 with 10x on the lengths, the best
+#: paper's init, Adam's peak learning rate 1e-2 with 5x on the lengths, the best
 #: validation state per lambda and early stopping. Protocols without it run the paper's
 #: recipe (``psilon.bench.models.PAPER_RECIPE``: lr 2e-3, 1x).
-DEFAULT_RECIPE: dict[str, Any] = {"learning_rate": 5e-3, "length_lr_scale": 10.0, "restore": "best", "patience": 20}
+DEFAULT_RECIPE: dict[str, Any] = {"learning_rate": 1e-2, "length_lr_scale": 5.0, "restore": "best", "patience": 20}
 
 
-#: The (learning rate, length learning-rate scale, successive halving) settings of the
-#: ``recipe-sweep`` protocol: the previous default (lr 2e-3 x 30), today's (5e-3 x 10), a
-#: faster one (1e-2 x 10), and today's with successive halving over the lambdas.
-RECIPE_SWEEP: tuple[tuple[float, float, bool], ...] = (
-    (2e-3, 30.0, False), (5e-3, 10.0, False), (1e-2, 10.0, False), (5e-3, 10.0, True),
+#: Text of the default recipe's learning rates, for the protocols' descriptions.
+_DEFAULT_LR_TEXT = f"lr {DEFAULT_RECIPE['learning_rate']:g}, {DEFAULT_RECIPE['length_lr_scale']:g}x on the lengths"
+
+class SweepSetting(NamedTuple):
+    """One setting of the recipe sweeps: Adam's learning rate, the lengths' scale of it, and
+    optionally successive halving, a fixed step budget and the lengths' init scheme."""
+
+    lr: float
+    scale: float
+    halving: bool = False
+    max_steps: int | str = "auto"
+    init: str | None = None  # None: the estimators' default
+
+    def suffix(self) -> str:
+        return (f"@lr{self.lr:g}x{self.scale:g}" + ("+halving" if self.halving else "")
+                + (f"+steps{self.max_steps}" if self.max_steps != "auto" else "")
+                + (f"+init-{self.init}" if self.init else ""))
+
+
+#: The settings of the ``recipe-sweep`` protocol: the first default (lr 2e-3 x 30), the
+#: second (5e-3 x 10), the fastest (1e-2 x 10), 5e-3 x 10 with successive halving over the
+#: lambdas, today's default (1e-2 x 5: the second default's length rate, twice its weight
+#: rate), and today's default with the ResNet's residual blocks open at init (``init='open'``).
+RECIPE_SWEEP: tuple[SweepSetting, ...] = (
+    SweepSetting(2e-3, 30.0), SweepSetting(5e-3, 10.0), SweepSetting(1e-2, 10.0), SweepSetting(5e-3, 10.0, halving=True),
+    SweepSetting(1e-2, 5.0), SweepSetting(1e-2, 5.0, init="open"),
 )
 
 
 def _recipe_sweep_models(settings=RECIPE_SWEEP, width: int = 128) -> tuple[ModelSpec, ...]:
-    """PSiLON Net and ResNet at ``width``, depth 3, 13 lambdas, once per (lr, length scale,
-    halving[, max_steps]) setting (``max_steps`` 'auto' unless given); labels
-    ``<entry>@lr<lr>x<scale>[+halving][+steps<n>]``."""
+    """PSiLON Net and ResNet at ``width``, depth 3, 13 lambdas, once per :class:`SweepSetting`
+    (the ResNet alone for ``init='open'``, which is the paper's init for an MLP); labels
+    ``<entry>@lr<lr>x<scale>[+halving][+steps<n>][+init-<scheme>]``."""
     models = []
-    for lr, scale, halving, *steps in settings:
-        max_steps = steps[0] if steps else "auto"
-        recipe = {**DEFAULT_RECIPE, "learning_rate": lr, "length_lr_scale": scale, **({"halving": True} if halving else {})}
-        nets = _network_models(width=width, depth=3, lambdas=PAPER_LAMBDAS, max_steps=max_steps, recipe=recipe)
-        suffix = (f"@lr{lr:g}x{scale:g}" + ("+halving" if halving else "")
-                  + (f"+steps{max_steps}" if max_steps != "auto" else ""))
-        models += [ModelSpec(m.label + suffix, m.entry, m.params) for m in nets if m.label != "standard-net"]
+    for setting in settings:
+        recipe = {**DEFAULT_RECIPE, "learning_rate": setting.lr, "length_lr_scale": setting.scale,
+                  **({"halving": True} if setting.halving else {}), **({"init": setting.init} if setting.init else {})}
+        nets = _network_models(width=width, depth=3, lambdas=PAPER_LAMBDAS, max_steps=setting.max_steps, recipe=recipe)
+        wanted = ("psilon-resnet",) if setting.init == "open" else ("psilon-net", "psilon-resnet")
+        models += [ModelSpec(m.label + setting.suffix(), m.entry, m.params) for m in nets if m.label in wanted]
     return tuple(models)
 
 
@@ -523,7 +543,7 @@ def _paper_30_protocols() -> tuple[Protocol, ...]:
     default = Protocol(
         name="default-recipe-30",
         description=(
-            "The paper's 30 datasets (PMLB copies) with psilon's default recipe (lr 5e-3, length lr x10, best state per lambda, "
+            f"The paper's 30 datasets (PMLB copies) with psilon's default recipe ({_DEFAULT_LR_TEXT}, best state per lambda, "
             "early stopping, max_steps 'auto', independent lambda path), width 500, 4 weight layers, 13 lambdas; "
             "paper-tabular's split and preprocessing; 3 splits"
         ),
@@ -561,7 +581,7 @@ PROTOCOLS: dict[str, Protocol] = {
             name="paper-tabular-default",
             description=(
                 "The paper-tabular protocol (same sets, split, preprocessing, baselines, width 500, depth 3, 13 "
-                "lambdas) with the networks on psilon's default recipe (max_steps 'auto': 1,000 here, early "
+                "lambdas) with the networks on psilon's default recipe (max_steps 'auto': 2,000 here, early "
                 "stopping, best state); compare with the paper-tabular report (the paper's recipe)"
             ),
             datasets=PAPER_TABULAR_DATASETS,
@@ -586,7 +606,7 @@ PROTOCOLS: dict[str, Protocol] = {
             name="uci-default",
             description=(
                 "The uci protocol (same sets, 10 fixed splits, baselines, width 128, depth 3, 13 lambdas) with "
-                "the networks on psilon's default recipe: lr 5e-3, 10x on the lengths, max_steps 'auto' (1,000 "
+                f"the networks on psilon's default recipe: {_DEFAULT_LR_TEXT}, max_steps 'auto' (1,000 "
                 "here), early stopping, best state; compare with the uci report (the paper's recipe)"
             ),
             datasets=UCI_DATASETS,
@@ -599,8 +619,9 @@ PROTOCOLS: dict[str, Protocol] = {
             name="recipe-sweep",
             description=(
                 "How psilon's default learning rates were chosen: uci-default's sets, splits and networks "
-                "(PSiLON Net and ResNet) at three (lr, length lr scale) pairs: 2e-3 x 30, 5e-3 x 10, 1e-2 x 10, "
-                "and 5e-3 x 10 with successive halving; compare with the uci report by benchmarks/bench_convergence.py"
+                "(PSiLON Net and ResNet) at four (lr, length lr scale) pairs: 2e-3 x 30, 5e-3 x 10, 1e-2 x 10, "
+                "1e-2 x 5, and 5e-3 x 10 with successive halving; compare with the uci report by "
+                "benchmarks/bench_convergence.py"
             ),
             datasets=UCI_DATASETS,
             models=_recipe_sweep_models(),
@@ -610,13 +631,13 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol(
             name="recipe-sweep-tabular",
             description=(
-                "recipe-sweep's fastest setting (lr 1e-2 x 10), and the default (5e-3 x 10) with 2,000 steps "
-                "instead of 'auto' (1,000 here), on paper-tabular's sets, split and networks (width 500, depth 3); "
+                "recipe-sweep's fastest setting (lr 1e-2 x 10), and the default (1e-2 x 5) at the former 1,000-step "
+                "budget instead of 'auto' (2,000 here), on paper-tabular's sets, split and networks (width 500, depth 3); "
                 "the default itself is paper-tabular-default; compare with the paper-tabular report by "
                 "benchmarks/bench_convergence.py"
             ),
             datasets=PAPER_TABULAR_DATASETS,
-            models=_recipe_sweep_models(((1e-2, 10.0, False), (5e-3, 10.0, False, 2000)), width=500),
+            models=_recipe_sweep_models((SweepSetting(1e-2, 10.0), SweepSetting(1e-2, 5.0, max_steps=1000)), width=500),
             split=_PAPER_TABULAR_SPLIT,
             preprocessing=_PAPER_TABULAR_PREP,
         ),

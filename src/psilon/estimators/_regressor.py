@@ -30,14 +30,16 @@ class PSiLONRegressor(RegressorMixin, _PSiLONBase):
     selection : ``'holdout'`` (``validation_fraction``) or ``'cv'`` (``cv`` folds, trained
         as members together with the lambdas, then a refit on all data).
     max_steps / epochs : optimizer steps, or epochs (``epochs * (n_train // batch)`` steps).
-        ``'auto'`` (default): ``clip(50 epochs, 1000, 3000)`` steps, i.e. 1,000 below
-        8,000 training rows (see :func:`psilon.estimators._params.auto_steps`).
-    batch_size, learning_rate : minibatch size, Adam's peak learning rate (one-cycle).
-    length_lr_scale : the lengths' learning rate relative to ``learning_rate`` (default 30:
+        ``'auto'`` (default): ``clip(500 epochs, 1000, 2000)`` steps, i.e. 1,000 below
+        1,200 training rows and 2,000 from 1,600 on at batch 400 (see
+        :func:`psilon.estimators._params.auto_steps`).
+    batch_size, learning_rate : minibatch size, Adam's peak learning rate (one-cycle;
+        default 1e-2, the paper's 2e-3).
+    length_lr_scale : the lengths' learning rate relative to ``learning_rate`` (default 5:
         Adam moves a parameter by about its learning rate per step, and from the paper's
         init ``g = 1`` a length must travel far; 1 is the paper's recipe).
-    init : the lengths' initialization, ``'paper'`` (g = 1) or ``'variance'`` (unit rows;
-        see :mod:`psilon.nn.init`).
+    init : the lengths' initialization, ``'paper'`` (g = 1, ResNet blocks 0), ``'variance'``
+        (unit rows) or ``'open'`` (g = 1, ResNet blocks too; see :mod:`psilon.nn.init`).
     eval_every : steps between validations (default ``max_steps // 100``).
     restore : ``'best'`` validation state per lambda, ``'final'`` (paper) or ``'auto'``
         (default: ``'best'``, ``'final'`` when pruning).
