@@ -353,10 +353,11 @@ class SweepSetting(NamedTuple):
 #: The settings of the ``recipe-sweep`` protocol: the first default (lr 2e-3 x 30), the
 #: second (5e-3 x 10), the fastest (1e-2 x 10), 5e-3 x 10 with successive halving over the
 #: lambdas, today's default (1e-2 x 5: the second default's length rate, twice its weight
-#: rate), and today's default with the ResNet's residual blocks open at init (``init='open'``).
+#: rate), and today's default with the ResNet's residual blocks open at init (``init='open'``)
+#: or with the variance-preserving lengths (``init='variance'``).
 RECIPE_SWEEP: tuple[SweepSetting, ...] = (
     SweepSetting(2e-3, 30.0), SweepSetting(5e-3, 10.0), SweepSetting(1e-2, 10.0), SweepSetting(5e-3, 10.0, halving=True),
-    SweepSetting(1e-2, 5.0), SweepSetting(1e-2, 5.0, init="open"),
+    SweepSetting(1e-2, 5.0), SweepSetting(1e-2, 5.0, init="open"), SweepSetting(1e-2, 5.0, init="variance"),
 )
 
 
@@ -655,7 +656,7 @@ PROTOCOLS: dict[str, Protocol] = {
             )
             + _network_models(width=64, depth=3, lambdas=(1e-4, 1e-3, 1e-2, 1e-1), max_steps=300,
                               recipe=DEFAULT_RECIPE),
-            split=SplitSpec(kind="shuffle", seeds=(0,), row_cap=None, n_train=0.6),
+            split=SplitSpec(kind="shuffle", seeds=(0, 1, 2), row_cap=None, n_train=0.6),
             preprocessing=Preprocessing(standardize=True, target_scaling="robust", metric_scale="scaled"),
         ),
         deep_ablation_protocol("deep-ablation", DEEP_ABLATION_CPU, "CPU-sized"),
