@@ -621,8 +621,8 @@ PROTOCOLS: dict[str, Protocol] = {
             description=(
                 "How psilon's default learning rates were chosen: uci-default's sets, splits and networks "
                 "(PSiLON Net and ResNet) at four (lr, length lr scale) pairs: 2e-3 x 30, 5e-3 x 10, 1e-2 x 10, "
-                "1e-2 x 5, and 5e-3 x 10 with successive halving; compare with the uci report by "
-                "benchmarks/bench_convergence.py"
+                "1e-2 x 5; 5e-3 x 10 with successive halving; 1e-2 x 5 with the ResNet's blocks open at init "
+                "(init='open') and with init='variance'; compare with the uci report by benchmarks/bench_convergence.py"
             ),
             datasets=UCI_DATASETS,
             models=_recipe_sweep_models(),
