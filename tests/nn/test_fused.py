@@ -132,3 +132,24 @@ def test_eager_network_never_compiles(monkeypatch):
         layer.compile_min_numel = 0  # would compile at any size, but the switch is off
     _outputs_and_grads(net, torch.randn(5, 4, dtype=torch.float64))
     assert names == []
+
+
+@needs_compiler
+@pytest.mark.parametrize("opts", [VARIANTS[0], VARIANTS[1]], ids=["psilon", "standard"])
+def test_fewer_members_reuse_the_compiled_kernels(opts):
+    """Early stopping shrinks the member count K; the compiled kernels are traced with K
+    symbolic, so a network with fewer members must run them without recompiling (torch
+    keeps parameters' shapes static unless the kernels receive plain tensors)."""
+    x = torch.randn(5, 4, dtype=torch.float64)
+    for members in (5, 4):  # 5 traces the kernels; 4 (any count > 1) must reuse them
+        torch.manual_seed(members)
+        net = WeightNormNet(4, 2, width=7, depth=3, members=members, **opts).double()
+        net.set_compiled_kernels(True, min_numel=0)
+        with torch._dynamo.config.patch(error_on_recompile=members == 4):
+            out, grads = _outputs_and_grads(net, x)
+        assert all(layer.compiled_kernels for layer in net.layers()), "the compiled path fell back to eager"
+        net.set_compiled_kernels(False)
+        ref_out, ref_grads = _outputs_and_grads(net, x)
+        torch.testing.assert_close(out, ref_out)
+        for g, ref in zip(grads, ref_grads):
+            torch.testing.assert_close(g, ref)

@@ -177,6 +177,10 @@ def _call_compiled(fn, owner, *args):
     compiled = _COMPILED.get(fn)
     if compiled is None:
         compiled = _COMPILED[fn] = torch.compile(fn, dynamic=True, fullgraph=True)
+    # Plain tensors, not nn.Parameters: torch keeps a parameter's shape static in the
+    # guards, so every drop in the member count K (early stopping) would recompile. The
+    # kernels run inside autograd Functions (no graph is recorded), so detaching is free.
+    args = tuple(a.detach() if isinstance(a, torch.nn.Parameter) else a for a in args)
     try:
         return compiled(*args)
     except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back, loudly
