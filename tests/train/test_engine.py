@@ -4,6 +4,7 @@ stopping, pruning, divergence, determinism, errors."""
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
@@ -12,6 +13,8 @@ from hypothesis import strategies as st
 from psilon.nn import PSiLONNet, PSiLONResNet, StandardNet, stack_members
 from psilon.sparsity import exact_sparsity
 from psilon.train import PAPER_LAMBDAS, build_network, lambda_path, train_members
+from psilon.train.callbacks import Callback
+from psilon.train.loop import forward_members
 
 SMALL = dict(width=8, depth=3, max_steps=40, batch_size=16, learning_rate=1e-2)
 
@@ -114,6 +117,53 @@ def test_restore_best_keeps_the_lowest_validation_state():
         with torch.no_grad():
             pred = res.net.member(k)(torch.as_tensor(Xv)).squeeze(1).numpy()
         assert np.mean((pred - yv) ** 2) == pytest.approx(res.val_loss[k], abs=1e-5)
+
+
+class _ValObjective(Callback):
+    """Records each member's validation objective (data loss + lambda * path norm) at every evaluation."""
+
+    def __init__(self, Xv, yv):
+        self.Xv, self.yv, self.rows = torch.as_tensor(Xv), torch.as_tensor(yv), []
+
+    def on_evaluation(self, loop, done):
+        net, lam = loop.work.net, loop.work.lam
+        with torch.no_grad():
+            pred = forward_members(net.eval(), self.Xv).squeeze(-1)
+            obj = ((pred - self.yv) ** 2).mean(1) + lam * net.regularizer_members()
+        net.train()
+        for j, m in enumerate(loop.work.members):
+            self.rows.append((done, int(m), float(obj[j])))
+
+
+@pytest.mark.parametrize("patience", [None, 3])
+def test_monitor_objective_keeps_the_lowest_validation_objective(patience):
+    X, y = _data()
+    Xv, yv = X[:20] + 0.5, y[:20]
+    cb = _ValObjective(Xv, yv)
+    lambdas = [1e-4, 3e-2, 3e-1]
+    res = lambda_path(X, y, lambdas=lambdas, val_data=(Xv, yv), restore="best", patience=patience, eval_every=2,
+                      monitor="objective", callbacks=[cb], **{**SMALL, "max_steps": 80, "learning_rate": 5e-2})
+    rec = pd.DataFrame(cb.rows, columns=["step", "member", "objective"])
+    for k, lam in enumerate(lambdas):
+        r = rec[rec.member == k]
+        assert res.kept_step[k] == int(r.step[r.objective.idxmin()])
+        with torch.no_grad():
+            member = res.net.member(k)
+            pred = member(torch.as_tensor(Xv)).squeeze(1)
+            data = float(((pred - torch.as_tensor(yv)) ** 2).mean())
+            reg = float(member.regularizer_members()[0])
+        assert data == pytest.approx(res.val_loss[k], abs=1e-5)  # the reported loss is the data loss
+        assert data + lam * reg == pytest.approx(r.objective.min(), abs=1e-5)
+    # the data monitor keeps a different state for the strongest lambda here (its data loss is lowest early)
+    plain = lambda_path(X, y, lambdas=lambdas, val_data=(Xv, yv), restore="best", patience=patience, eval_every=2,
+                        **{**SMALL, "max_steps": 80, "learning_rate": 5e-2})
+    assert plain.val_loss[2] <= res.val_loss[2]
+
+
+def test_monitor_must_be_known():
+    X, y = _data()
+    with pytest.raises(ValueError, match="monitor"):
+        lambda_path(X, y, lambdas=[1e-3], val_data=(X, y), monitor="val", **SMALL)
 
 
 def test_early_stopping_per_member():

@@ -54,6 +54,7 @@ class _PSiLONBase(CertificatesMixin, BaseEstimator):
         eval_every=None,
         restore="auto",
         patience="auto",
+        monitor="data",
         halving=False,
         prune=False,
         path="independent",
@@ -82,6 +83,7 @@ class _PSiLONBase(CertificatesMixin, BaseEstimator):
         self.eval_every = eval_every
         self.restore = restore
         self.patience = patience
+        self.monitor = monitor
         self.halving = halving
         self.prune = prune
         self.path = path

@@ -23,6 +23,7 @@ CHOICES = {
     "selection": ("holdout", "cv"),
     "init": INIT_SCHEMES,
     "path": ("independent", "warm"),
+    "monitor": ("data", "objective"),
 }
 PRUNE_FRACTION = 0.2  # prune=True: pruning over the last 20% of the steps
 #: ``max_steps='auto'``: this many steps, or AUTO_EPOCHS epochs when that is more, at most AUTO_MAX_STEPS.
@@ -70,6 +71,7 @@ class FitParams:
     verbose: bool
     init: str
     path: str
+    monitor: str
     length_lr_scale: float
     lr_step_every: int
     final_div_factor: float
@@ -88,6 +90,7 @@ class FitParams:
         return dict(
             batch_size=self.batch_size, learning_rate=self.learning_rate, eval_every=self.eval_every,
             verbose=self.verbose, init=self.init, path=self.path, length_lr_scale=self.length_lr_scale,
+            monitor=self.monitor,
             lr_step_every=self.lr_step_every, final_div_factor=self.final_div_factor, device=self.device,
         )
 

@@ -104,6 +104,10 @@ class TrainOptions:
         compile: ``'auto'`` compiles the normalization kernels of wide layers for fits of
             at least :data:`COMPILE_MIN_STEPS` steps; ``True``/``False`` force it.
         shrink: drop finished members from the stacked computation.
+        monitor: what the best state (``restore='best'``) and ``patience`` compare:
+            ``'data'``, the validation data loss, or ``'objective'``, the validation data
+            loss plus ``lambda`` times the member's regularizer (the member's own training
+            criterion). The kept ``val_loss`` is the data loss either way.
         failure_check: also fail members whose training loss ran away (module docstring).
     """
 
@@ -126,6 +130,7 @@ class TrainOptions:
     compile: object = "auto"
     shrink: bool = True
     failure_check: bool = True
+    monitor: str = "data"
 
     @classmethod
     def from_kwargs(cls, kwargs: dict) -> TrainOptions:
@@ -157,6 +162,7 @@ class TrainOptions:
         for name in ("projected", "shrink", "failure_check"):
             setattr(self, name, check_bool(name, getattr(self, name)))
         self.verbose = bool(self.verbose)
+        check_choice("monitor", self.monitor, ("data", "objective"))
         if isinstance(self.compile, str):
             check_choice("compile", self.compile, ("auto",))
         else:
@@ -247,7 +253,7 @@ def train_members(
                             keep_best=opt.restore == "best" or opt.patience is not None)
     loop = TrainLoop(net, data, tracker, lambdas=lam, max_steps=opt.max_steps, eval_every=opt.eval_every,
                      schedule=opt.schedule(), callbacks=opt.callbacks(callbacks), shrink=opt.shrink,
-                     length_lr_scale=opt.length_lr_scale, compiled=opt.compiled)
+                     length_lr_scale=opt.length_lr_scale, compiled=opt.compiled, monitor=opt.monitor)
     loop.run()
     if opt.failure_check:
         tracker.check_runaway(loop.first_data, loop.last_data, trivial_loss(data.y, loss), loop.steps_done)

@@ -153,7 +153,8 @@ class TrainLoop:
 
     def __init__(self, net: WeightNormNet, data: TrainData, tracker: MemberTracker, *, lambdas: np.ndarray,
                  max_steps: int, eval_every: int, schedule: dict, callbacks: list[Callback],
-                 shrink: bool = True, length_lr_scale: float = 1.0, compiled: bool = False) -> None:
+                 shrink: bool = True, length_lr_scale: float = 1.0, compiled: bool = False,
+                 monitor: str = "data") -> None:
         self.full = net
         self.data = data
         self.tracker = tracker
@@ -163,6 +164,7 @@ class TrainLoop:
         self.lr_every = self.schedule.pop("every", 1)
         self.callbacks = callbacks
         self.shrink = shrink
+        self.monitor = monitor
         self.n_members = net.n_members
         dev, dtype = net.embed.direction.device, net.embed.direction.dtype
         k = net.n_members
@@ -225,7 +227,11 @@ class TrainLoop:
         first = np.isnan(self.first_data[w.members])
         self.first_data[w.members[first]] = data_mean[first]
         self.last_data[w.members] = data_mean
-        tr.record(done, w.members, train_mean, val, w.params())
+        score = None
+        if self.monitor == "objective" and self.data.has_val:
+            with torch.no_grad():
+                score = val + (w.lam * w.net.regularizer_members()).double().cpu().numpy()
+        tr.record(done, w.members, train_mean, val, w.params(), score)
 
     def _drop_finished(self) -> None:
         """Members that stopped leave the working network (or, without ``shrink``, are frozen).

@@ -48,7 +48,8 @@ class MemberTracker:
         self.has_val = has_val
         self.patience = patience
         self.status = ["ok"] * k
-        self.best_val = np.full(k, np.inf)
+        self.best_val = np.full(k, np.inf)  # validation data loss of the best state
+        self.best_score = np.full(k, np.inf)  # what early stopping compares (see record)
         self.best_step = np.zeros(k, dtype=int)
         self.since_best = np.zeros(k, dtype=int)
         self.last_val = np.full(k, np.nan)
@@ -81,8 +82,13 @@ class MemberTracker:
         self.stop_step[m] = done
 
     def record(self, done: int, members: np.ndarray, train_mean: np.ndarray, val: np.ndarray,
-               params: dict[str, Tensor]) -> None:
-        """One evaluation of the working ``members`` (original indices; ``params`` in their order)."""
+               params: dict[str, Tensor], score: np.ndarray | None = None) -> None:
+        """One evaluation of the working ``members`` (original indices; ``params`` in their order).
+
+        ``val``: validation data losses. ``score``: what the best state and patience compare
+        (default ``val``; the loop passes the validation objective with ``monitor='objective'``).
+        """
+        score = val if score is None else score
         for local, m in enumerate(members):
             if self.status[m] != "ok":
                 continue
@@ -93,8 +99,9 @@ class MemberTracker:
             self.last_val[m] = val[local]
             if self.best_state is None or not self.has_val:
                 continue
-            if val[local] < self.best_val[m]:
-                self.best_val[m], self.best_step[m], self.since_best[m] = val[local], done, 0
+            if score[local] < self.best_score[m]:
+                self.best_score[m], self.best_val[m] = score[local], val[local]
+                self.best_step[m], self.since_best[m] = done, 0
                 for nm, p in params.items():
                     self.best_state[nm][m].copy_(p.detach()[local])
             else:
