@@ -246,6 +246,9 @@ _PSILON_VARIANTS: dict[str, dict[str, Any]] = {
 PAPER_RECIPE: dict[str, Any] = {
     "init": "paper", "learning_rate": 2e-3, "length_lr_scale": 1.0, "restore": "final", "patience": None,
     "max_steps": 5000,
+    # early stopping compared the validation data loss before ``monitor`` existed: the rows
+    # whose params set restore='best' or patience but no monitor were made that way
+    "monitor": "data",
 }
 
 

@@ -54,7 +54,7 @@ class _PSiLONBase(CertificatesMixin, BaseEstimator):
         eval_every=None,
         restore="auto",
         patience="auto",
-        monitor="data",
+        monitor="objective",
         halving=False,
         prune=False,
         path="independent",

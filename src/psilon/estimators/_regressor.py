@@ -45,10 +45,11 @@ class PSiLONRegressor(RegressorMixin, _PSiLONBase):
         (default: ``'best'``, ``'final'`` when pruning).
     patience : early stopping per lambda after that many evaluations without improvement;
         ``'auto'`` (default): 20 evaluations (20% of the budget), off when pruning.
-    monitor : what the best state and early stopping compare per lambda: ``'data'``
-        (default: the validation data loss) or ``'objective'`` (data loss plus lambda times
-        the path norm: the lambda's own criterion, so a strongly regularized lambda keeps
-        a regularized state; see ``docs/estimators.md``).
+    monitor : what the best state and early stopping compare per lambda: ``'objective'``
+        (default: validation data loss plus lambda times the path norm, the lambda's own
+        criterion, so a strongly regularized lambda keeps a regularized state) or
+        ``'data'`` (the validation data loss alone); see ``docs/estimators.md``. The
+        selection across lambdas uses the data loss either way.
     halving : successive halving: drop lambdas far behind on validation at 25% and 50%
         of the budget, so that the stacked step gets cheaper.
     prune : ``False``; ``True`` prunes over the last 20% of steps; an int: that many steps.
