@@ -210,6 +210,7 @@ def plot_frontier(est, ax=None, *, annotate: bool = True):
     budget is drawn as a vertical line. Returns the matplotlib ``Axes``.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     check_is_fitted(est, "path_")
     path = est.path_
@@ -227,6 +228,11 @@ def plot_frontier(est, ax=None, *, annotate: bool = True):
     if getattr(est, "lipschitz_max", None) is not None:
         ax.axvline(est.lipschitz_max, color="gray", ls="--", label=f"lipschitz_max={est.lipschitz_max:g}")
     ax.set_xscale("log")
+    # ticks at 1, 2, 5 x 10^k labelled as plain numbers: a path within a decade or two
+    # would otherwise get one label or overlapping minor labels
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("certified Lipschitz bound (lipschitz_bound)")
     ax.set_ylabel("validation loss")
     ax.set_title("accuracy-robustness frontier")
