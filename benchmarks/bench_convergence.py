@@ -88,6 +88,23 @@ def compare(results: Path = REPO / "docs" / "results", pairs=PAIRS) -> list[dict
     return rows
 
 
+def pending(results: Path = REPO / "docs" / "results", pairs=PAIRS) -> dict[tuple[str, str], list[str]]:
+    """Per (default store, model): the datasets whose paper-recipe runs have no counterpart
+    in the default store yet (a pair whose store holds ``@`` variants is a sweep, not a
+    re-run, and is skipped)."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for paper_protocol, default_protocol in pairs:
+        paper, default = _runs(paper_protocol, results), _runs(default_protocol, results)
+        if any("@" in model for _, _, model in default):
+            continue
+        for dataset, split, model in sorted(paper):
+            if (dataset, split, model) not in default:
+                names = out.setdefault((default_protocol, model), [])
+                if dataset not in names:
+                    names.append(dataset)
+    return out
+
+
 def summarize(rows: list[dict]) -> pd.DataFrame:
     """Per model and dataset: median steps needed over splits, mean test ratio new / paper."""
     frame = pd.DataFrame(rows)
@@ -104,7 +121,7 @@ def _fmt_steps(v: float) -> str:
     return "not reached" if not math.isfinite(v) else f"{int(v)}"
 
 
-def report(out: Path, rows: list[dict], command: str, pairs=PAIRS) -> str:
+def report(out: Path, rows: list[dict], command: str, pairs=PAIRS, results: Path = REPO / "docs" / "results") -> str:
     per = summarize(rows)
     lines = ["# Convergence: psilon's default recipe vs the paper recipe's 5,000 steps", "",
              f"Produced by `{command}` from {len(rows)} runs present in both stores of a pair: "
@@ -128,6 +145,12 @@ def report(out: Path, rows: list[dict], command: str, pairs=PAIRS) -> str:
         lines.append(f"| {r.model} | {r.dataset} | {r.splits} | {r.paper_val:.4f} | {r.new_val:.4f} | "
                      f"{_fmt_steps(r.steps)} | {r.paper_test:.4f} | {r.new_test:.4f} | {r.ratio:.3f} | "
                      f"{int(r.n_steps)} | {r.fit_seconds:.0f} |")
+    waiting = pending(results, pairs)
+    if waiting:
+        lines += ["", "## Not yet in the default store", "",
+                  "Paper-recipe runs whose default-recipe counterpart is still to run (resume with `psilon bench "
+                  "<store> --out docs/results/<store>`); they are not in the tables above.", ""]
+        lines += [f"- `{store}`, {model}: {', '.join(names)}" for (store, model), names in sorted(waiting.items())]
     lines += ["", "![best validation loss so far against steps](curves.png)", ""]
     return "\n".join(lines)
 
@@ -183,7 +206,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     command = f"python benchmarks/bench_convergence.py --out {args.out}" + "".join(f" --pair {p}" for p in args.pair or ())
-    text = report(out, rows, command, pairs)
+    text = report(out, rows, command, pairs, Path(args.results))
     atomic_write_text(out / "report.md", text)
     plot(out, rows)
     print(text.split("## Per dataset")[0])

@@ -53,3 +53,21 @@ def test_a_run_that_never_comes_within_two_percent_is_not_reached(tmp_path):
     assert rows[0]["steps_needed"] is None
     assert bc.summarize(rows).steps.tolist() == [math.inf]
     assert "not reached" in bc.report(tmp_path, rows, "cmd", (("uci", "uci-default"),))
+
+
+def test_paper_runs_without_a_default_counterpart_are_listed_as_pending(tmp_path):
+    bc = _script()
+    _store(tmp_path / "uci", "uci", "psilon-net", {1e-3: [(5000, 1.0)]}, 2.0)
+    (tmp_path / "uci-default").mkdir()
+    (tmp_path / "uci-default" / "results.jsonl").write_text("")
+    pairs = (("uci", "uci-default"),)
+    dataset = next(t.dataset for t in get_protocol("uci").tasks() if t.model.label == "psilon-net")
+    assert bc.pending(tmp_path, pairs) == {("uci-default", "psilon-net"): [dataset]}
+    _store(tmp_path / "uci-default-done", "uci-default", "psilon-net", {1e-3: [(1000, 1.0)]}, 2.0)
+    # once the default store has the run, nothing is pending and the report has no pending section
+    (tmp_path / "uci-default" / "results.jsonl").unlink()
+    (tmp_path / "uci-default").rmdir()
+    (tmp_path / "uci-default-done").rename(tmp_path / "uci-default")
+    assert bc.pending(tmp_path, pairs) == {}
+    rows = bc.compare(tmp_path, pairs)
+    assert "Not yet in the default store" not in bc.report(tmp_path, rows, "cmd", pairs, tmp_path)
