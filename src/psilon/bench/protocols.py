@@ -345,7 +345,7 @@ class SweepSetting(NamedTuple):
     halving: bool = False
     max_steps: int | str = "auto"
     init: str | None = None  # None: the estimators' default
-    monitor: str | None = None  # None: the estimators' default (the validation data loss)
+    monitor: str | None = None  # None: PAPER_RECIPE's fallback, the validation data loss
 
     def suffix(self) -> str:
         return (f"@lr{self.lr:g}x{self.scale:g}" + ("+halving" if self.halving else "")
@@ -370,13 +370,13 @@ RECIPE_SWEEP: tuple[SweepSetting, ...] = (
 def _recipe_sweep_models(settings=RECIPE_SWEEP, width: int = 128) -> tuple[ModelSpec, ...]:
     """PSiLON Net and ResNet at ``width``, depth 3, 13 lambdas, once per :class:`SweepSetting`
     (the ResNet alone for ``init='open'``, which is the paper's init for an MLP); labels
-    ``<entry>@lr<lr>x<scale>[+halving][+steps<n>][+init-<scheme>]``."""
+    ``<entry>@lr<lr>x<scale>[+halving][+steps<n>][+init-<scheme>][+monitor-<monitor>]``."""
+    # the sweep chose the learning rates with early stopping on the data loss (the monitor
+    # of the time, PAPER_RECIPE's fallback): its settings name a monitor only when they
+    # change it, so that the rows made before keep their task keys
+    base = {k: v for k, v in DEFAULT_RECIPE.items() if k != "monitor"}
     models = []
     for setting in settings:
-        # the sweep chose the learning rates with early stopping on the data loss (the
-        # monitor of the time, PAPER_RECIPE's fallback): its settings name a monitor only
-        # when they change it, so that the rows made before keep their task keys
-        base = {k: v for k, v in DEFAULT_RECIPE.items() if k != "monitor"}
         recipe = {**base, "learning_rate": setting.lr, "length_lr_scale": setting.scale,
                   **({"halving": True} if setting.halving else {}), **({"init": setting.init} if setting.init else {}),
                   **({"monitor": setting.monitor} if setting.monitor else {})}
