@@ -335,6 +335,11 @@ DEFAULT_RECIPE: dict[str, Any] = {"learning_rate": 1e-2, "length_lr_scale": 5.0,
 
 #: Text of the default recipe's learning rates, for the protocols' descriptions.
 _DEFAULT_LR_TEXT = f"lr {DEFAULT_RECIPE['learning_rate']:g}, {DEFAULT_RECIPE['length_lr_scale']:g}x on the lengths"
+#: Text of the default recipe's stopping rule, for the protocols' descriptions.
+_DEFAULT_STOP_TEXT = (
+    f"early stopping (patience {DEFAULT_RECIPE['patience']} evaluations) and best state per lambda on the validation "
+    + {"objective": "objective", "data": "data loss"}[DEFAULT_RECIPE["monitor"]]
+)
 
 class SweepSetting(NamedTuple):
     """One setting of the recipe sweeps: Adam's learning rate, the lengths' scale of it, and
@@ -555,8 +560,8 @@ def _paper_30_protocols() -> tuple[Protocol, ...]:
     default = Protocol(
         name="default-recipe-30",
         description=(
-            f"The paper's 30 datasets (PMLB copies) with psilon's default recipe ({_DEFAULT_LR_TEXT}, best state per lambda and "
-            "early stopping on the validation objective, max_steps 'auto', independent lambda path), width 500, 4 weight layers, 13 lambdas; "
+            f"The paper's 30 datasets (PMLB copies) with psilon's default recipe ({_DEFAULT_LR_TEXT}, {_DEFAULT_STOP_TEXT}, "
+            "max_steps 'auto', independent lambda path), width 500, 4 weight layers, 13 lambdas; "
             "paper-tabular's split and preprocessing; 3 splits"
         ),
         datasets=datasets,
@@ -593,8 +598,8 @@ PROTOCOLS: dict[str, Protocol] = {
             name="paper-tabular-default",
             description=(
                 "The paper-tabular protocol (same sets, split, preprocessing, baselines, width 500, depth 3, 13 "
-                "lambdas) with the networks on psilon's default recipe (max_steps 'auto': 2,000 here, early "
-                "stopping and best state on the validation objective); compare with the paper-tabular report (the paper's recipe)"
+                f"lambdas) with the networks on psilon's default recipe ({_DEFAULT_LR_TEXT}, max_steps 'auto': 2,000 here, "
+                f"{_DEFAULT_STOP_TEXT}); compare with the paper-tabular report (the paper's recipe)"
             ),
             datasets=PAPER_TABULAR_DATASETS,
             models=_SKLEARN_BASELINES + _network_models(width=500, depth=3, lambdas=PAPER_LAMBDAS, max_steps="auto",
@@ -619,7 +624,7 @@ PROTOCOLS: dict[str, Protocol] = {
             description=(
                 "The uci protocol (same sets, 10 fixed splits, baselines, width 128, depth 3, 13 lambdas) with "
                 f"the networks on psilon's default recipe: {_DEFAULT_LR_TEXT}, max_steps 'auto' (1,000 "
-                "here), early stopping and best state on the validation objective; compare with the uci report (the "
+                f"here), {_DEFAULT_STOP_TEXT}; compare with the uci report (the "
                 "paper's recipe)"
             ),
             datasets=UCI_DATASETS,
