@@ -176,3 +176,48 @@ def test_paper_exact_tiny_run_writes_the_claim_section(tmp_path, data_dir):
     report = (tmp_path / "report.md").read_text()
     assert "21 of 30" in report and "open" in report  # 2 of 30 datasets cannot decide it
     assert (tmp_path / "plots" / "cd_paper-exact.png").is_file()
+
+
+def test_a_killed_warm_path_task_resumes_from_its_checkpoints(tmp_path, data_dir, monkeypatch):
+    """The runner gives warm-path tasks a checkpoint folder of their own: a task killed midway
+    trains only its unfinished lambdas when re-run, with the uninterrupted result; the folder
+    goes once the row is stored."""
+    import psilon.train.path as path_module
+    from psilon.bench.runner import CHECKPOINTS_DIR, STORE_NAME
+    from psilon.bench.store import ResultStore
+
+    p = PROTOCOLS["paper-exact"]
+    psilon = _shrunk(next(m for m in p.models if m.label == "psilon-net"), **TINY)
+    task = Task(p.name, "pmlb:wine_quality_white@regression", 0, psilon, p.split, p.preprocessing)
+    plain = execute_task(task, str(data_dir), threads=1)
+    real, calls = path_module.train_members, []
+
+    def dies_at_the_third_lambda(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("simulated kill")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(path_module, "train_members", dies_at_the_third_lambda)
+    folder = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_protocol(Protocol(p.name, p.description, (task.dataset,), (psilon,), p.split, p.preprocessing), folder,
+                     data_dir=data_dir, progress=False)
+    saved = folder / CHECKPOINTS_DIR / task.key
+    assert sorted(f.name for f in saved.glob("*.pt")) == ["fold-1-lambda0.pt", "fold-1-lambda1.pt"]
+
+    calls.clear()
+    summary = run_protocol(Protocol(p.name, p.description, (task.dataset,), (psilon,), p.split, p.preprocessing),
+                           folder, data_dir=data_dir, progress=False)
+    assert summary.ok == 1 and len(calls) == 1  # only the third lambda was trained
+    (row,) = ResultStore(folder / STORE_NAME).rows()
+    assert row["metrics"] == plain["metrics"] and row["path"] == plain["path"]
+    assert not saved.exists()  # the row holds the result: its checkpoints are gone
+
+
+def test_checkpoint_dir_needs_the_warm_path():
+    X, y = make_regression(n_samples=60, n_features=3, random_state=0)
+    with pytest.raises(ValueError, match="checkpoint_dir needs path='warm'"):
+        PSiLONRegressor(checkpoint_dir="somewhere", max_steps=5, width=4).fit(X, y)
+    with pytest.raises(ValueError, match="checkpoint_dir must be None or a folder path"):
+        PSiLONRegressor(checkpoint_dir=3, path="warm", max_steps=5, width=4).fit(X, y)

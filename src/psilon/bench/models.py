@@ -78,6 +78,8 @@ class ModelEntry:
     ``requires`` lists optional modules (``"pytabkit"``) or module attributes (``"module:attr"``).
     ``device``: the model trains with PyTorch and takes a ``device`` parameter, which the
     runner sets from ``psilon bench --device`` (an execution choice, not part of the task key).
+    ``checkpoints``: the model can save partial work in a ``checkpoint_dir`` parameter,
+    which the runner sets to a folder of the task's own (not part of the task key either).
     """
 
     name: str
@@ -85,6 +87,7 @@ class ModelEntry:
     description: str
     requires: tuple[str, ...] = ()
     device: bool = False
+    checkpoints: bool = False
 
     def unavailable_reason(self) -> str | None:
         """Why this model cannot run here, or ``None`` when it can."""
@@ -259,7 +262,8 @@ def fit_psilon(X_train, y_train, X_val, y_val, task, params, *, variant: str) ->
     ``kwargs`` = :data:`PAPER_RECIPE` overridden by the protocol's params (``width``, ``depth``, ``lambdas``, ``max_steps``,
     ``batch_size``, ``selection="holdout"``, ``architecture``), the variant's settings
     (``architecture="mlp"|"resnet"``; StandardNet adds ``model="standard"``) and
-    ``random_state``; then calls ``fit(X_train, y_train, eval_set=(X_val, y_val))``.
+    ``random_state``; then calls ``fit(X_train, y_train, eval_set=(X_val, y_val))``. The runner
+    passes ``checkpoint_dir`` (a folder of the task's own), used by the warm path only.
 
     Read back with defaults: ``lambda_`` (selected lambda), ``path_`` (DataFrame of the
     validation score per lambda), ``lipschitz_bound_``, ``near_sparsity_`` and
@@ -268,6 +272,8 @@ def fit_psilon(X_train, y_train, X_val, y_val, task, params, *, variant: str) ->
     from psilon.estimators import PSiLONClassifier, PSiLONRegressor  # bench sits above estimators
 
     kwargs = {**PAPER_RECIPE, **dict(params), **_PSILON_VARIANTS[variant]}
+    if kwargs.get("path", "independent") != "warm":
+        kwargs.pop("checkpoint_dir", None)  # only the warm path has finished lambdas to save
     cls = PSiLONClassifier if _is_classification(task) else PSiLONRegressor
     model = cls(**kwargs)
     model.fit(X_train, y_train, eval_set=(X_val, y_val))
@@ -520,6 +526,7 @@ MODELS: dict[str, ModelEntry] = {
             partial(fit_psilon, variant=name),
             f"{name} via psilon's estimators (lambda path)",
             device=True,
+            checkpoints=True,
         )
         for name in _PSILON_VARIANTS
     )

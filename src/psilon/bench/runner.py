@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import socket
 import sys
 import threading
@@ -49,6 +50,9 @@ STORE_NAME = "results.jsonl"
 #: File name of the log of the commands that ran into an output folder.
 COMMANDS_NAME = "commands.txt"
 CURVES_DIR = "curves"
+#: Per-task checkpoints (``<key>/``) of models that save partial work (the warm lambda
+#: path): a task killed midway resumes from them; removed once the task's row is stored.
+CHECKPOINTS_DIR = "checkpoints"
 
 
 @dataclass
@@ -159,7 +163,8 @@ def _thread_limit(threads: int | None):
 
 
 def execute_task(
-    task: Task, data_dir: str | None = None, threads: int | None = None, device: str | None = None
+    task: Task, data_dir: str | None = None, threads: int | None = None, device: str | None = None,
+    checkpoints: str | None = None,
 ) -> dict[str, Any]:
     """Run one task and return its result row (never raises for a model or data failure).
 
@@ -168,6 +173,8 @@ def execute_task(
     Lipschitz bound, timing, and ``curves`` (popped by the runner into a side file).
     ``device`` (``'auto'``, ``'cpu'``, ``'cuda'``...) goes to the models that train with
     PyTorch (their row records the device they ran on); ``None`` keeps each model's own.
+    ``checkpoints``: a folder; models that save partial work (``ModelEntry.checkpoints``)
+    get ``checkpoint_dir=<checkpoints>/<task key>``, so a task killed midway resumes there.
     Benchmarks opt in to :func:`psilon.train.tune_allocator` (wide networks' temporaries
     stay in the heap) in whichever process runs the task.
     """
@@ -184,6 +191,8 @@ def execute_task(
         if device is not None and entry.device:
             params["device"] = str(resolve_device(device))
             row["device"] = params["device"]
+        if checkpoints is not None and entry.checkpoints:
+            params["checkpoint_dir"] = str(Path(checkpoints) / task.key)
         with _thread_limit(threads):
             fit_started = time.perf_counter()
             result = entry.fit(data.X_train, data.y_train, data.X_val, data.y_val, data.task, params)
@@ -254,6 +263,7 @@ def _record(store: ResultStore, out_dir: Path, row: dict[str, Any], summary: Run
         atomic_write_text(out_dir / relative, canonical_json(curves))
         row["curves_file"] = relative
     store.append(row)
+    shutil.rmtree(out_dir / CHECKPOINTS_DIR / row["key"], ignore_errors=True)  # the row holds the result now
     status = row["status"]
     setattr(summary, status, getattr(summary, status) + 1)
     if status == "skipped" and row.get("note") not in summary.notes:
@@ -310,7 +320,8 @@ def run_protocol(
         done = store.finished_keys()
         todo = [t for t in tasks if t.key not in done]
         summary = RunSummary(out_dir, total=len(tasks), already_done=len(tasks) - len(todo))
-        rows = _execute_all(todo, data_dir_str, jobs=jobs, scheduler=scheduler, threads=threads, device=device)
+        rows = _execute_all(todo, data_dir_str, jobs=jobs, scheduler=scheduler, threads=threads, device=device,
+                            checkpoints=str(out_dir.resolve() / CHECKPOINTS_DIR))
         _record_all(rows, store, summary, protocol.name, progress, command)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -363,7 +374,7 @@ def _record_all(rows, store: ResultStore, summary: RunSummary, name: str, progre
 
 
 def _execute_all(todo: list[Task], data_dir: str | None, *, jobs: int, scheduler: str | None, threads: int,
-                 device: str | None = None):
+                 device: str | None = None, checkpoints: str | None = None):
     """Yield result rows as tasks finish (unordered)."""
     if not todo:
         return
@@ -373,20 +384,21 @@ def _execute_all(todo: list[Task], data_dir: str | None, *, jobs: int, scheduler
         except ImportError:
             raise RuntimeError("--scheduler needs dask[distributed]: install psilon[dask]") from None
         with Client(scheduler, timeout="30s") as client:
-            futures = client.map(execute_task, todo, data_dir=data_dir, threads=threads, device=device, pure=False)
+            futures = client.map(execute_task, todo, data_dir=data_dir, threads=threads, device=device,
+                                 checkpoints=checkpoints, pure=False)
             for future in as_completed(futures):
                 yield future.result()
         return
     if jobs == 1:
         for task in todo:
-            yield execute_task(task, data_dir, threads, device)
+            yield execute_task(task, data_dir, threads, device, checkpoints)
         return
     from joblib import Parallel, delayed, parallel_config
 
     # The backend (with the initializer) is fixed when Parallel is created.
     with parallel_config(backend="loky", initializer=exit_with_parent, initargs=(os.getpid(),)):
         parallel = Parallel(n_jobs=jobs, return_as="generator_unordered")
-    yield from parallel(delayed(execute_task)(task, data_dir, threads, device) for task in todo)
+    yield from parallel(delayed(execute_task)(task, data_dir, threads, device, checkpoints) for task in todo)
 
 
 #: Seconds between two checks of the watchdog thread of a worker.

@@ -58,6 +58,7 @@ class _PSiLONBase(CertificatesMixin, BaseEstimator):
         halving=False,
         prune=False,
         path="independent",
+        checkpoint_dir=None,
         lr_step_every=1,
         final_div_factor=1e4,
         preprocessor=None,
@@ -87,6 +88,7 @@ class _PSiLONBase(CertificatesMixin, BaseEstimator):
         self.halving = halving
         self.prune = prune
         self.path = path
+        self.checkpoint_dir = checkpoint_dir
         self.lr_step_every = lr_step_every
         self.final_div_factor = final_div_factor
         self.preprocessor = preprocessor
@@ -142,9 +144,11 @@ class _PSiLONBase(CertificatesMixin, BaseEstimator):
                        callbacks=[SuccessiveHalving()] if params.halving else [])
         if plan.folds is None:
             rows = plan.train_rows
-            result = lambda_path(Z[rows], y_enc[rows], lambdas=params.lambdas, val_data=plan.val_data, **restore, **common)
+            result = lambda_path(Z[rows], y_enc[rows], lambdas=params.lambdas, val_data=plan.val_data,
+                                 checkpoint=params.checkpoint_dir, **restore, **common)
         else:
-            result = lambda_path(Z, y_enc, lambdas=params.lambdas, folds=plan.folds, **restore, **common)
+            result = lambda_path(Z, y_enc, lambdas=params.lambdas, folds=plan.folds, checkpoint=params.checkpoint_dir,
+                                 **restore, **common)
         self._select(result, params.lambdas, is_cv=plan.folds is not None, lipschitz_max=params.lipschitz_max)
         if plan.folds is None:
             module = result.net.member(int(np.flatnonzero(self.path_["selected"])[0]))

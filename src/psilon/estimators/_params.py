@@ -7,6 +7,7 @@ Integers may be any :class:`numbers.Integral` (numpy integers from a parameter g
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,6 +78,7 @@ class FitParams:
     final_div_factor: float
     device: object
     halving: bool
+    checkpoint_dir: str | None = None
     lipschitz_max: float | None = None
 
     def n_steps(self, n_train: int) -> int:
@@ -156,6 +158,20 @@ def _device(value, owner: str):
     return value
 
 
+def _checkpoint_dir(value, path: str, owner: str) -> str | None:
+    """``None`` or a folder for the warm path's checkpoints."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise ValueError(f"{owner}: checkpoint_dir must be None or a folder path, got {value!r}")
+    if path != "warm":
+        raise ValueError(
+            f"{owner}: checkpoint_dir needs path='warm' (the independent path trains every lambda in one run, "
+            "so it has no finished lambda to save): set path='warm' or checkpoint_dir=None"
+        )
+    return os.fspath(value)
+
+
 def _lipschitz_max(value, owner: str) -> float | None:
     """``None`` (no budget) or a positive certified-bound budget."""
     if value is None:
@@ -191,4 +207,5 @@ def check_params(params: dict, *, owner: str) -> FitParams:
         device=_device(params["device"], owner),
         halving=check_bool("halving", params["halving"], owner=owner),
         lipschitz_max=_lipschitz_max(params.get("lipschitz_max"), owner),
+        checkpoint_dir=_checkpoint_dir(params.get("checkpoint_dir"), choices["path"], owner),
     )

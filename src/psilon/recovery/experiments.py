@@ -29,8 +29,6 @@ exact settings are not available; these are ours, and every PNG and CSV states t
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +36,8 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+
+from psilon._files import atomic_write_bytes
 
 from .problems import RecoveryProblems, make_problems
 from .reference import basis_pursuit_batch
@@ -486,20 +486,6 @@ def _plot_fig6(r: FigureResult):
 
 
 # ------------------------------------------------------------------------------ output
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save(result: FigureResult, out_dir) -> tuple[Path, Path]:
     """Write ``<out_dir>/<name>.png`` and ``<name>.csv`` (raw rows, settings as comments)
     atomically (temporary file + ``os.replace``). Returns the two paths."""
@@ -514,9 +500,9 @@ def save(result: FigureResult, out_dir) -> tuple[Path, Path]:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     _plt().close(fig)
-    _atomic_write(png, buf.getvalue())
+    atomic_write_bytes(png, buf.getvalue())
     header = f"# {result.name}: {result.title}\n# settings: {result.settings_text()}\n"
-    _atomic_write(csv, (header + result.table.to_csv(index=False)).encode())
+    atomic_write_bytes(csv, (header + result.table.to_csv(index=False)).encode())
     return png, csv
 
 

@@ -13,6 +13,7 @@ Two modes (``path=``):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,6 +25,7 @@ from psilon.nn import PSiLONNet, PSiLONResNet, StandardNet, WeightNormNet
 from psilon.nn.checks import check_choice, check_lambdas
 from psilon.nn.init import init_lengths_
 
+from .checkpoint import WarmCheckpoint, fingerprint
 from .engine import TrainResult, train_members
 from .loop import network_from_state, take_members
 
@@ -110,19 +112,24 @@ def _merge(results: list[TrainResult], folds: np.ndarray) -> TrainResult:
     )
 
 
-def _warm(start: WeightNormNet, X, y, grid: np.ndarray, folds, val_data, seed: int, kw: dict) -> TrainResult:
-    """Sequential warm-started path (see the module docstring)."""
+def _warm(start: WeightNormNet, X, y, grid: np.ndarray, folds, val_data, seed: int, kw: dict,
+          checkpoint: WarmCheckpoint | None = None) -> TrainResult:
+    """Sequential warm-started path (see the module docstring); with ``checkpoint``, each
+    finished lambda is saved and a saved one is loaded instead of trained."""
     runs = [(None, None, -1)] if folds is None else [(f[0], f[1], i) for i, f in enumerate(folds)]
     results, fold_ids = [], []
     for train_rows, val_rows, fold in runs:
         current = start
-        for lam in grid:
-            net = take_members(current, [0])
-            res = train_members(
-                net, X, y, lambdas=float(lam), val_data=val_data, seed=seed,
-                train_indices=None if train_rows is None else [train_rows],
-                val_indices=None if val_rows is None else [val_rows], **kw,
-            )
+        for index, lam in enumerate(grid):
+            res = None if checkpoint is None else checkpoint.load(fold, index, start)
+            if res is None:
+                res = train_members(
+                    take_members(current, [0]), X, y, lambdas=float(lam), val_data=val_data, seed=seed,
+                    train_indices=None if train_rows is None else [train_rows],
+                    val_indices=None if val_rows is None else [val_rows], **kw,
+                )
+                if checkpoint is not None:
+                    checkpoint.save(fold, index, res)
             results.append(res)
             fold_ids.append(fold)
             current = res.net
@@ -146,6 +153,7 @@ def lambda_path(
     init: str = "paper",
     path: str = "independent",
     network: dict | None = None,
+    checkpoint: str | os.PathLike | None = None,
     **train_kwargs,
 ) -> TrainResult:
     """Train one member per lambda (times per fold): see the module docstring for ``path``.
@@ -165,6 +173,10 @@ def lambda_path(
         path: ``'independent'`` or ``'warm'``.
         network: ablation options of the network (``norm``, ``shared``, ``penalty``,
             ``bound``), see :func:`build_network`.
+        checkpoint: a folder (``path='warm'`` only) where each finished lambda is saved; a
+            later call with the same data and settings loads those and trains only the
+            rest, with the same result as an uninterrupted run (see
+            :mod:`~psilon.train.checkpoint`). The files stay: delete the folder when done.
         **train_kwargs: passed to :func:`~psilon.train.train_members` (``max_steps``,
             ``batch_size``, ``learning_rate``, ``eval_every``, ``restore``, ``patience``,
             ``prune_steps``, ``device``, ``verbose``, ...).
@@ -181,10 +193,18 @@ def lambda_path(
         raise ValueError("pass either folds or val_data, not both")
     n_folds = 1 if folds is None else len(folds)
     kw = dict(loss=loss, **train_kwargs)
+    if checkpoint is not None and path != "warm":
+        raise ValueError(
+            "checkpoint needs path='warm' (the independent path trains every lambda in one run, "
+            "so it has no finished lambda to save): drop checkpoint or use path='warm'"
+        )
     if path == "warm":
         start = build_network(model, X_arr.shape[1], out_features, architecture=architecture, width=width,
                               depth=depth, members=None, seed=seed, init=init, **(network or {}))
-        return _warm(start, X_arr, y, grid, folds, val_data, seed, kw)
+        saved = None
+        if checkpoint is not None:
+            saved = WarmCheckpoint(checkpoint, fingerprint(start, X_arr, y, grid, folds, val_data, seed, kw))
+        return _warm(start, X_arr, y, grid, folds, val_data, seed, kw, saved)
     net = build_network(model, X_arr.shape[1], out_features, architecture=architecture, width=width, depth=depth,
                         members=n_folds * grid.size, seed=seed, init=init, **(network or {}))
     member_lambdas = np.tile(grid, n_folds)
