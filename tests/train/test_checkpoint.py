@@ -7,7 +7,7 @@ import pytest
 import psilon.train.path as path_module
 from psilon.train import lambda_path
 
-SMALL = dict(width=8, depth=3, max_steps=30, batch_size=16, learning_rate=1e-2, path="warm")
+SMALL = dict(width=8, depth=3, max_steps=20, batch_size=16, learning_rate=1e-2, path="warm")
 LAMBDAS = [1e-3, 1e-2, 1e-1]
 
 
