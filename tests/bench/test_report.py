@@ -366,3 +366,37 @@ def test_claim_is_open_before_psilon_net_has_a_result(tmp_path):
     s = write_report(tmp_path)["paper-exact"]
     assert s["claim"]["rivals"] == {} and s["claim"]["ranks"]["models"] == 3
     assert "the paper's 21 of 30 is **open**: no dataset has results of both" in (tmp_path / "report.md").read_text()
+
+
+def test_progress_of_a_run_in_progress_counts_the_rest_and_estimates_its_cost(tmp_path, tiny_protocol):
+    """A store part-way through its protocol says how many tasks are left and what they should
+    cost: each model's remaining tasks times the mean fit time of its finished ones."""
+    run_protocol(tiny_protocol, tmp_path, models=["linear"], splits=[0], progress=False)
+    run_protocol(tiny_protocol, tmp_path, models=["random-forest"], splits=[0], datasets=["sklearn:diabetes"],
+                 progress=False)
+    s = write_report(tmp_path)["tiny"]
+    p = s["progress"]
+    rows = ResultStore(tmp_path / STORE_NAME).rows()
+    mean = {m: np.mean([r["fit_seconds"] for r in rows if r["model"] == m]) / 3600 for m in ("linear", "random-forest")}
+    assert (p["tasks"], p["done"]) == (8, 3)
+    assert p["models"]["linear"]["done"] == 2 and p["models"]["linear"]["left"] == 2
+    assert p["models"]["random-forest"]["done"] == 1 and p["models"]["random-forest"]["left"] == 3
+    assert p["models"]["random-forest"]["hours_left"] == pytest.approx(3 * mean["random-forest"])
+    assert p["hours_left"] == pytest.approx(2 * mean["linear"] + 3 * mean["random-forest"])
+    assert p["unestimated"] == []
+    report = (tmp_path / "report.md").read_text()
+    assert "Progress: 3 of the protocol's 8 tasks are finished. The other 5 need about" in report
+    assert "| random-forest | 1 of 4 | 3 |" in report
+
+    run_protocol(tiny_protocol, tmp_path, progress=False)  # the rest: complete, no progress section
+    write_report(tmp_path)
+    assert "Progress:" not in (tmp_path / "report.md").read_text()
+
+
+def test_progress_names_the_models_it_cannot_estimate_yet(tmp_path, tiny_protocol):
+    run_protocol(tiny_protocol, tmp_path, models=["linear"], splits=[0], progress=False)
+    p = write_report(tmp_path)["tiny"]["progress"]
+    assert p["unestimated"] == ["random-forest"] and p["models"]["random-forest"]["hours_left"] is None
+    report = (tmp_path / "report.md").read_text()
+    assert "need at least" in report and "random-forest not counted (none finished yet)" in report
+    assert "| random-forest | 0 of 4 | 4 | ? |" in report

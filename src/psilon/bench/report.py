@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from psilon.bench.protocols import canonical_json
+from psilon.bench.protocols import SplitSpec, canonical_json
 from psilon.bench.store import ResultStore, atomic_write_bytes, atomic_write_text
 from psilon.recovery.options import prepare_out_dir
 
@@ -834,6 +834,7 @@ def _markdown_protocol(name: str, s: dict[str, Any], protocol_info: dict[str, An
         lines += _network_table(datasets, models)
         lines += _wins_lines(s["wins"])
         lines += _fit_time_table(s, models)
+        lines += _progress_lines(s.get("progress"))
     lines += _notes_and_errors(s)
     return "\n".join(lines)
 
@@ -945,6 +946,55 @@ def _fit_time_table(s: dict[str, Any], models: list[str]) -> list[str]:
         t = fit_time.get(m)
         if t:
             lines.append(f"| {m} | {t['tasks']} | {_fmt(t['hours'] * 3600 / t['tasks'], 2)} | {t['hours']:.3g} |")
+    lines.append("")
+    return lines
+
+
+def protocol_progress(s: dict[str, Any], protocol_info: dict[str, Any]) -> dict[str, Any]:
+    """How far a store is through its whole protocol, and what the rest should cost.
+
+    Per model label of ``protocol_info`` (``protocol.json``): the tasks of the protocol
+    (its datasets times its splits), those finished (``ok``) and the rest; the estimate of
+    the rest is its count times the mean fit time of the model's finished tasks (one
+    thread each, so task-hours are core-hours), ``None`` while none has finished.
+    """
+    datasets = list(protocol_info.get("datasets", []))
+    n_splits = len(SplitSpec(**protocol_info.get("split", {})).split_ids)
+    models: dict[str, Any] = {}
+    for spec in protocol_info.get("models", []):
+        label = spec["label"]
+        done = sum(s["datasets"].get(d, {}).get("models", {}).get(label, {}).get("n_splits", 0) for d in datasets)
+        timed = s.get("fit_time", {}).get(label)
+        mean_hours = timed["hours"] / timed["tasks"] if timed else None
+        left = len(datasets) * n_splits - done
+        models[label] = {"tasks": len(datasets) * n_splits, "done": done, "left": left,
+                         "hours_left": None if mean_hours is None else left * mean_hours}
+    known = [m["hours_left"] for m in models.values() if m["hours_left"] is not None]
+    return {
+        "tasks": sum(m["tasks"] for m in models.values()),
+        "done": sum(m["done"] for m in models.values()),
+        "hours_left": sum(known),
+        "unestimated": sorted(k for k, m in models.items() if m["hours_left"] is None and m["left"]),
+        "models": models,
+    }
+
+
+def _progress_lines(p: dict[str, Any] | None) -> list[str]:
+    if not p or p["done"] >= p["tasks"]:
+        return []
+    lines = [
+        f"Progress: {p['done']} of the protocol's {p['tasks']} tasks are finished. The other "
+        f"{p['tasks'] - p['done']} need {'at least ' if p['unestimated'] else 'about '}"
+        f"**{p['hours_left']:.1f} core-hours**: each model's remaining tasks times the mean fit time of its "
+        "finished ones (one thread per task, on this machine and at its load)"
+        + (f"; {', '.join(p['unestimated'])} not counted (none finished yet)" if p["unestimated"] else "") + ".",
+        "",
+        "| model | finished | remaining | estimated core-hours left |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, m in p["models"].items():
+        hours = "?" if m["hours_left"] is None else f"{m['hours_left']:.1f}"
+        lines.append(f"| {label} | {m['done']} of {m['tasks']} | {m['left']} | {hours} |")
     lines.append("")
     return lines
 
@@ -1129,6 +1179,8 @@ def write_report(
         ]
     for name, s in summary.items():
         info = protocol_info if protocol_info and protocol_info.get("name") == name else None
+        if info is not None and "ablation" not in s and s["datasets"]:
+            s["progress"] = protocol_progress(s, info)
         sections.append(_markdown_protocol(name, s, info))
     if plots:
         sections += ["## Plots", ""] + [f"![{p}](plots/{p})" for p in plots] + [""]
