@@ -11,7 +11,8 @@ A later call with the same fingerprint loads the finished lambdas and trains onl
 rest. A lambda's training depends on nothing but its start weights, the seed and the
 options, so the resumed path equals an uninterrupted one. A file with another
 fingerprint (other data or settings) is never used: the lambda is trained again and the
-file overwritten.
+file overwritten. Like the benchmark store's task keys, the fingerprint does not cover
+psilon's own code: after changing how training works, delete the folder.
 
 The files are read with ``torch.load(weights_only=False)`` (the result holds NumPy arrays
 and a DataFrame): point ``checkpoint`` only at folders that this code wrote.
