@@ -10,6 +10,7 @@ import pytest
 from sklearn.datasets import make_regression
 
 from psilon import PSiLONRegressor
+from psilon.bench.models import PAPER_RECIPE
 from psilon.bench.protocols import (
     DEFAULT_RECIPE,
     PAPER_30_DATASETS,
@@ -113,6 +114,35 @@ def test_default_recipe_30_expands_to_psilons_recipe_on_three_splits(data_dir):
             assert (m.params["width"], m.params["depth"], m.params["max_steps"]) == (500, 4, "auto")
             assert "path" not in m.params and "lr_step_every" not in m.params  # the estimators' defaults
     assert {t.dataset for t in tasks} == set(p.datasets)
+
+
+def test_recipe_ablation_steps_add_one_difference_each_between_the_two_recipes(data_dir):
+    p = PROTOCOLS["recipe-ablation"]
+    assert [_bare(d) for d in p.datasets] == ["cpu_act", "pol", "house_16H", "magic", "twonorm", "churn"]
+    nets = {m.label: m.params for m in p.models if "@" in m.label}
+    steps = ["tabular", "schedule", "schedule+depth4", "exact"]
+    assert list(nets) == [f"{net}@{st}" for st in steps for net in ("standard-net", "psilon-net")]
+    for net in ("standard-net", "psilon-net"):
+        chain = [nets[f"{net}@{st}"] for st in steps]
+        changed = [{k for k in set(a) | set(b) if a.get(k) != b.get(k)} for a, b in zip(chain, chain[1:])]
+        assert changed == [{"lr_step_every", "final_div_factor"}, {"depth"},
+                           {"path", "init", "learning_rate", "length_lr_scale", "restore"}]  # patience: None, absent
+        # init ... patience are paper-tabular's values, spelled out: PAPER_RECIPE fills them in below
+        assert all(chain[3][k] == PAPER_RECIPE[k] for k in ("init", "learning_rate", "length_lr_scale", "restore", "patience"))
+
+    # the end points are the same fits as paper-tabular's and paper-exact's networks (so --reuse takes them)
+    def fits(name, label):
+        return [t.fit_identity() for t in PROTOCOLS[name].tasks(datasets=list(p.datasets), data_dir=data_dir)
+                if t.model.label == label]
+
+    ablation = {t.model.label: [] for t in p.tasks(data_dir=data_dir)}
+    for t in p.tasks(data_dir=data_dir):
+        ablation[t.model.label].append(t.fit_identity())
+    for net in ("standard-net", "psilon-net"):
+        assert ablation[f"{net}@tabular"] == fits("paper-tabular", net)
+        assert ablation[f"{net}@exact"] == fits("paper-exact", net)
+        assert ablation[f"{net}@schedule"] != fits("paper-tabular", net)
+    assert ablation["random-forest"] == fits("paper-exact", "random-forest") == fits("paper-tabular", "random-forest")
 
 
 def test_the_estimator_selects_among_the_warm_members():

@@ -32,6 +32,14 @@ def _row(dataset, model, score, split=0, curves=None, near=None, lip=None, task=
     }
 
 
+def _store(folder, rows):
+    """``rows`` written to a store in ``folder``; returns the store's path."""
+    with ResultStore(folder / STORE_NAME) as store:
+        for r in rows:
+            store.append(r)
+    return folder / STORE_NAME
+
+
 @pytest.fixture
 def synthetic_store(tmp_path):
     curves = [{"lambda": lam, "step": s, "value": float(np.exp(-s / 50) + lam)} for lam in (0.001, 0.01, 0.1) for s in range(0, 200, 10)]
@@ -50,9 +58,7 @@ def synthetic_store(tmp_path):
         _row("d3", "random-forest", 0.31, task="binary"),
         {"key": "x", "status": "skipped", "protocol": "synthetic", "dataset": "d1", "model": "tabm-d", "split_id": 0, "note": "tabm-d needs pytabkit"},
     ]
-    with ResultStore(tmp_path / STORE_NAME) as store:
-        for r in rows:
-            store.append(r)
+    _store(tmp_path, rows)
     return tmp_path
 
 
@@ -150,9 +156,7 @@ def test_rows_of_an_earlier_protocol_version_are_left_out(tmp_path):
         row("random-forest", 0.6, 0, {}),
         row("tabm-d", 0.7, 0, {}),  # a label the protocol no longer lists: kept
     ]
-    with ResultStore(tmp_path / STORE_NAME) as store:
-        for r in rows:
-            store.append(r)
+    _store(tmp_path, rows)
     summary = write_report(tmp_path / STORE_NAME)["synthetic"]
     assert summary["datasets"]["d1"]["models"]["psilon-net"]["score"] == pytest.approx(0.5)
     assert summary["datasets"]["d1"]["models"]["psilon-net"]["n_splits"] == 1
@@ -172,9 +176,7 @@ def test_ranks_of_a_run_in_progress_are_paired_and_counted(tmp_path):
         _row("d2", "random-forest", 0.3),
         _row("d2", "tabm-d", 0.1),
     ]
-    with ResultStore(tmp_path / STORE_NAME) as store:
-        for r in rows:
-            store.append(r)
+    _store(tmp_path, rows)
     s = write_report(tmp_path)["synthetic"]
     # unpaired means would give psilon-net 1.0 < 2.95 on d1: a win it has not earned
     assert s["wins"]["psilon-net vs random-forest"] == {"wins": 1, "ties": 0, "losses": 1, "datasets": 2, "splits": 2}
@@ -359,10 +361,7 @@ def test_the_claim_section_appears_only_for_the_30_dataset_protocols(synthetic_s
 
 
 def test_claim_is_open_before_psilon_net_has_a_result(tmp_path):
-    with ResultStore(tmp_path / STORE_NAME) as store:
-        for r in _claim_rows(3):
-            if r["model"] != "psilon-net":
-                store.append(r)
+    _store(tmp_path, [r for r in _claim_rows(3) if r["model"] != "psilon-net"])
     s = write_report(tmp_path)["paper-exact"]
     assert s["claim"]["rivals"] == {} and s["claim"]["ranks"]["models"] == 3
     assert "the paper's 21 of 30 is **open**: no dataset has results of both" in (tmp_path / "report.md").read_text()
@@ -400,3 +399,47 @@ def test_progress_names_the_models_it_cannot_estimate_yet(tmp_path, tiny_protoco
     report = (tmp_path / "report.md").read_text()
     assert "need at least" in report and "random-forest not counted (none finished yet)" in report
     assert "| random-forest | 0 of 4 | 4 | ? |" in report
+
+
+# ------------------------------------------------------------------------------- issue #15: the recipe ablation
+
+
+def _steps_rows():
+    """A recipe-ablation store: at step 'tabular' PSiLON Net beats StandardNet on 2 of 6 datasets,
+    at 'exact' on 5 of 6 ('schedule' is missing for d5, 'mystery' is an unknown step)."""
+    rows = []
+    wins = {"tabular": {0, 1}, "schedule": {0, 1, 2}, "exact": {0, 1, 2, 3, 4}, "mystery": {0}}
+    for i in range(6):
+        d = f"d{i}"
+        rows.append(_row(d, "random-forest", 1.0 + 0.1 * (i % 2)))
+        for step, won in wins.items():
+            if step == "schedule" and i == 5:
+                continue
+            rows.append(_row(d, f"standard-net@{step}", 1.0))
+            rows.append(_row(d, f"psilon-net@{step}", 0.9 if i in won else 1.2))
+    return [{**r, "protocol": "recipe-ablation"} for r in rows]
+
+
+def test_recipe_steps_count_wins_per_step_in_the_ablations_order(tmp_path):
+    s = summarize(_steps_rows())["recipe-ablation"]
+    steps = s["recipe_steps"]["steps"]
+    assert [r["step"] for r in steps] == ["tabular", "schedule", "exact", "mystery"]  # known order, then by name
+    by = {r["step"]: r for r in steps}
+    assert [(by[st]["standard-net"]["wins"], by[st]["standard-net"]["losses"], by[st]["standard-net"]["datasets"])
+            for st in ("tabular", "schedule", "exact")] == [(2, 4, 6), (3, 2, 5), (5, 1, 6)]
+    assert by["exact"]["standard-net"]["geometric_mean_ratio"] == pytest.approx(math.exp((5 * math.log(0.9) + math.log(1.2)) / 6))
+    # against the forest (1.0 on even datasets, 1.1 on odd ones): 0.9 always wins, 1.2 always loses
+    assert (by["tabular"]["random-forest"]["wins"], by["tabular"]["random-forest"]["losses"]) == (2, 4)
+    assert s["recipe_steps"]["ratios"]["exact"]["d5"] == pytest.approx(1.2)
+    assert "claim" not in s
+    write_report(_store(tmp_path, _steps_rows()))
+    text = (tmp_path / "report.md").read_text()
+    assert "### PSiLON Net at each step of the recipe" in text
+    assert "| exact | 6 | 5 | 0 | 1 |" in text and "| schedule | 5 | 3 | 0 | 2 |" in text
+    assert (tmp_path / "plots" / "recipe_steps_recipe-ablation.png").stat().st_size > 1000
+
+
+def test_no_recipe_steps_without_both_networks_at_a_step(synthetic_store):
+    rows = [r for r in _steps_rows() if not r["model"].startswith("standard-net")]
+    assert "recipe_steps" not in summarize(rows)["recipe-ablation"]
+    assert "recipe_steps" not in summarize(ResultStore(synthetic_store / STORE_NAME).rows())["synthetic"]

@@ -78,6 +78,12 @@ def register(subparsers) -> None:
     bench.add_argument("--datasets", type=_csv, help="comma-separated datasets to run instead of the protocol's")
     bench.add_argument("--models", type=_csv, help="comma-separated model labels of the protocol to run")
     bench.add_argument("--splits", type=_split_ids, help="comma-separated split ids to run (e.g. 0,1,2; default: all)")
+    bench.add_argument(
+        "--reuse", action="append", metavar="STORE",
+        help="another run's store (folder or results.jsonl): a task whose fit it has already made (same dataset, "
+        "split rows, preprocessing, model entry and params, whatever the protocol or label) copies that row instead "
+        "of running; repeatable",
+    )
     bench.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
     bench.set_defaults(func=_bench)
@@ -118,13 +124,15 @@ def _bench(args: argparse.Namespace) -> int:
             device=args.device,
             progress=not args.no_progress,
             command=_command_line(args),
+            reuse=args.reuse,
         )
     except (DatasetError, StoreLockedError, ValueError, RuntimeError, OSError) as exc:  # OSError: scheduler unreachable
         print(f"psilon bench: error: {exc}", file=sys.stderr)
         return 2
     print(
         f"{protocol.name}: {summary.total} tasks, {summary.already_done} already done, "
-        f"{summary.ok} ok, {summary.skipped} skipped, {summary.error} failed in {summary.seconds:.1f} s"
+        + (f"{summary.reused} reused, " if summary.reused else "")
+        + f"{summary.ok} ok, {summary.skipped} skipped, {summary.error} failed in {summary.seconds:.1f} s"
     )
     for note in summary.notes:
         print(f"  skipped: {note}")

@@ -42,6 +42,10 @@ Built-in protocols (:data:`PROTOCOLS`):
     The same 30 datasets and network size with psilon's default recipe
     (:data:`DEFAULT_RECIPE`, ``max_steps='auto'``), PSiLON Net / ResNet, StandardNet,
     linear, random forest, HGB and RealMLP-TD, 3 splits.
+``recipe-ablation``
+    Issue #15's ablation on paper-tabular's 6 original sets: PSiLON Net and StandardNet
+    moved from paper-tabular's recipe to paper-exact's one difference at a time
+    (:data:`RECIPE_ABLATION_STEPS`); its end points reuse the two stores' rows.
 
 A protocol can also be read from a JSON file (:func:`get_protocol` with a path), in the
 layout of :meth:`Protocol.to_dict`.
@@ -68,8 +72,10 @@ __all__ = [
     "DEEP_ABLATION_VARIANTS",
     "PAPER_30_DATASETS",
     "PAPER_EXACT_RECIPE",
+    "ORIGINAL_6_DATASETS",
     "PAPER_LAMBDAS",
     "PROTOCOLS",
+    "RECIPE_ABLATION_STEPS",
     "RIDGE_ALPHAS",
     "RF_MIN_SAMPLES_LEAF",
     "ModelSpec",
@@ -80,7 +86,9 @@ __all__ = [
     "canonical_json",
     "deep_ablation_models",
     "deep_ablation_protocol",
+    "fit_identity",
     "get_protocol",
+    "row_fit_identity",
 ]
 
 #: Ridge alphas 1e-6, 3e-6, ..., 30, 100 (logistic regression uses C = 1 / alpha).
@@ -137,6 +145,16 @@ class SplitSpec:
             raise ValueError(f"val_fraction must be in (0, 1), not {self.val_fraction}")
         if self.n_train <= 0:
             raise ValueError(f"n_train must be positive, not {self.n_train}")
+
+    def defining(self) -> dict[str, Any]:
+        """The fields that decide the rows of one split (given its id): ``seeds`` and
+        ``n_splits`` only list which splits a protocol has, so two specs that differ there
+        still give split ``i`` the same rows."""
+        if self.kind == "shuffle":
+            return {"kind": self.kind, "row_cap": self.row_cap, "n_train": self.n_train}
+        if self.kind == "fixed":
+            return {"kind": self.kind, "val_fraction": self.val_fraction}
+        return {"kind": self.kind}
 
     @property
     def split_ids(self) -> tuple[int, ...]:
@@ -227,10 +245,34 @@ class Task:
             "params": self.model.params,
         }
 
+    def fit_identity(self) -> str:
+        """What decides the fit and its scores, whatever protocol and label it runs under
+        (canonical JSON): two tasks with the same fit identity train the same model on the
+        same rows. ``psilon bench --reuse`` copies finished rows between stores by it."""
+        return fit_identity(self.dataset, self.split_id, self.split, asdict(self.preprocessing), self.model.entry,
+                            self.model.params)
+
     @property
     def key(self) -> str:
         """Stable task id: a hash of :meth:`identity`."""
         return hashlib.sha256(canonical_json(self.identity()).encode()).hexdigest()[:20]
+
+
+def fit_identity(dataset: str, split_id: int, split: SplitSpec, preprocessing: dict[str, Any], entry: str,
+                 params: dict[str, Any]) -> str:
+    """Canonical JSON of a fit's identity (see :meth:`Task.fit_identity`); also computed
+    from a stored row's fields."""
+    return canonical_json({"dataset": dataset, "split_id": int(split_id), "split": split.defining(),
+                           "preprocessing": preprocessing, "entry": entry, "params": params})
+
+
+def row_fit_identity(row: dict[str, Any]) -> str | None:
+    """:func:`fit_identity` of a stored result row; ``None`` when the row lacks a field of it."""
+    try:
+        split = SplitSpec(**{k: tuple(v) if k == "seeds" else v for k, v in row["split"].items()})
+        return fit_identity(row["dataset"], row["split_id"], split, row["preprocessing"], row["entry"], row["params"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True, eq=False)
@@ -532,10 +574,42 @@ PAPER_EXACT_RECIPE: dict[str, Any] = {
 }
 
 
+#: The 6 paper-tabular sets that paper-tabular and paper-tabular-default have run (issue #15's ablation).
+ORIGINAL_6_DATASETS: tuple[str, ...] = (
+    "pmlb:197_cpu_act", "pmlb:201_pol", "pmlb:574_house_16H", "pmlb:magic", "pmlb:twonorm", "pmlb:churn",
+)
+#: From paper-tabular's recipe to paper-exact's, one difference of issue #15 added at a time:
+#: ``(step label, depth, recipe)``. ``tabular`` is paper-tabular's networks (3 weight layers,
+#: independent path, one-cycle stepped every batch and ending at lr / 25 / 1e4); ``schedule``
+#: adds the reference's schedule (stepped once per 5 batches, final_div_factor 2); ``depth4``
+#: adds its 4th weight layer; ``exact`` adds the warm-started path, which is paper-exact.
+RECIPE_ABLATION_STEPS: tuple[tuple[str, int, dict[str, Any]], ...] = (
+    ("tabular", 3, {}),
+    ("schedule", 3, {"lr_step_every": PAPER_EXACT_RECIPE["lr_step_every"],
+                     "final_div_factor": PAPER_EXACT_RECIPE["final_div_factor"]}),
+    ("schedule+depth4", 4, {"lr_step_every": PAPER_EXACT_RECIPE["lr_step_every"],
+                            "final_div_factor": PAPER_EXACT_RECIPE["final_div_factor"]}),
+    ("exact", 4, PAPER_EXACT_RECIPE),
+)
+
+
+def _recipe_ablation_models() -> tuple[ModelSpec, ...]:
+    """PSiLON Net and StandardNet at each of :data:`RECIPE_ABLATION_STEPS` (labels
+    ``<net>@<step>``); their params equal paper-tabular's at ``tabular`` and paper-exact's at
+    ``exact``, so ``--reuse`` takes those from the two stores."""
+    models = []
+    for step, depth, recipe in RECIPE_ABLATION_STEPS:
+        nets = _network_models(width=500, depth=depth, lambdas=PAPER_LAMBDAS, max_steps=5000, recipe=recipe or None)
+        models += [ModelSpec(f"{m.label}@{step}", m.entry, m.params) for m in nets if m.label != "psilon-resnet"]
+    return tuple(models)
+
+
 def _paper_30_protocols() -> tuple[Protocol, ...]:
     """``paper-exact`` (the reference's recipe, 1 split) and ``default-recipe-30`` (psilon's
     default recipe, 3 splits) on :data:`PAPER_30_DATASETS`; both with the reference's
-    network (width 500, 4 weight layers) and paper-tabular's split and preprocessing."""
+    network (width 500, 4 weight layers) and paper-tabular's split and preprocessing. And
+    ``recipe-ablation``: the steps between paper-tabular and paper-exact on
+    :data:`ORIGINAL_6_DATASETS`."""
     datasets = tuple(d for group in PAPER_30_DATASETS.values() for d in group)
     split = dict(kind="shuffle", row_cap=20_000, n_train=2_000)
     preprocessing = Preprocessing(standardize=True, target_scaling="robust", metric_scale="scaled")
@@ -570,7 +644,21 @@ def _paper_30_protocols() -> tuple[Protocol, ...]:
         split=SplitSpec(seeds=(0, 1, 2), **split),
         preprocessing=preprocessing,
     )
-    return exact, default
+    ablation = Protocol(
+        name="recipe-ablation",
+        description=(
+            "Issue #15's ablation: paper-exact's models on the 6 sets paper-tabular ran (cpu_act, pol, house_16H, "
+            "magic, twonorm, churn), its networks moved from paper-tabular's recipe to paper-exact's one difference "
+            "at a time: @tabular (3 weight layers, independent path, one-cycle per batch), @schedule (the "
+            "reference's one-cycle: per 5 batches, final_div_factor 2), @schedule+depth4 (4 weight layers), @exact "
+            "(warm-started path: paper-exact); run with --reuse of the paper-tabular and paper-exact stores"
+        ),
+        datasets=ORIGINAL_6_DATASETS,
+        models=(baselines["linear"], baselines["random-forest"]) + _recipe_ablation_models(),
+        split=SplitSpec(seeds=(0,), **split),
+        preprocessing=preprocessing,
+    )
+    return exact, default, ablation
 
 
 #: paper-tabular's split and preprocessing (also its -default and recipe-sweep-tabular variants).

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from psilon.bench.protocols import SplitSpec, canonical_json
+from psilon.bench.protocols import RECIPE_ABLATION_STEPS, SplitSpec, canonical_json
 from psilon.bench.store import ResultStore, atomic_write_bytes, atomic_write_text
 from psilon.recovery.options import prepare_out_dir
 
@@ -68,7 +68,7 @@ CD_ALPHA = 0.05
 
 
 def _store_path(results: str | os.PathLike) -> Path:
-    from psilon.bench.runner import STORE_NAME
+    from psilon.bench.store import STORE_NAME
 
     path = Path(results)
     if path.is_dir():
@@ -243,6 +243,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         summary[protocol] = _summarize_protocol(part, prows)
         if protocol in CLAIM_PROTOCOLS and not part.empty:
             summary[protocol]["claim"] = _claim_summary(part)
+        steps = _recipe_steps(part) if not part.empty else None
+        if steps is not None:
+            summary[protocol]["recipe_steps"] = steps
     return _nan_to_none(summary)
 
 
@@ -678,6 +681,90 @@ def _claim_summary(part: pd.DataFrame) -> dict[str, Any]:
     return {"wins_needed": CLAIM_WINS, "of": CLAIM_OF, "rivals": rivals, "ranks": _rank_test(_paired_ranks(scores))}
 
 
+def _recipe_steps(part: pd.DataFrame) -> dict[str, Any] | None:
+    """PSiLON Net against StandardNet and random forest at each recipe step of an ablation
+    (labels ``psilon-net@<step>`` and ``standard-net@<step>``; steps in the order of
+    :data:`~psilon.bench.protocols.RECIPE_ABLATION_STEPS`, then by name), paired per dataset
+    as the claim; ``None`` when no step has both networks."""
+    scores = _split_scores(part)
+    steps = [c.split("@", 1)[1] for c in scores.columns if c.startswith(f"{PSILON}@")]
+    steps = [st for st in steps if f"{RIVALS[0]}@{st}" in scores.columns]
+    if not steps:
+        return None
+    known = [name for name, _, _ in RECIPE_ABLATION_STEPS]
+    steps.sort(key=lambda st: (known.index(st) if st in known else len(known), st))
+    out: dict[str, Any] = {"steps": [], "ratios": {}}
+    for st in steps:
+        ours = f"{PSILON}@{st}"
+        row: dict[str, Any] = {"step": st}
+        for rival in (f"{RIVALS[0]}@{st}", RIVALS[1]):
+            if rival not in scores.columns:
+                continue
+            both = scores[[ours, rival]].dropna().groupby(level="dataset").mean()
+            row[rival.split("@")[0]] = _paired_tests(both[ours], both[rival])
+            if rival.startswith(RIVALS[0]):
+                out["ratios"][st] = (both[ours] / both[rival]).to_dict()
+        out["steps"].append(row)
+    return out
+
+
+def _recipe_steps_lines(r: dict[str, Any] | None) -> list[str]:
+    if r is None:
+        return []
+    lines = [
+        "### PSiLON Net at each step of the recipe",
+        "",
+        "Each step adds one difference to the one above it. Wins per dataset (lower test metric), paired as "
+        "in the claim; ratio: geometric mean of PSiLON Net / rival over those datasets; sign test and "
+        "Wilcoxon p as in the claim.",
+        "",
+        "| step | vs StandardNet: datasets | wins | ties | losses | ratio | sign p | Wilcoxon p "
+        "| vs random forest: wins | losses | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in r["steps"]:
+        sn, rf = row.get(RIVALS[0]), row.get(RIVALS[1])
+        cells = [row["step"]]
+        cells += (["–"] * 7 if sn is None else [str(sn["datasets"]), str(sn["wins"]), str(sn["ties"]), str(sn["losses"]),
+                                              _fmt(sn["geometric_mean_ratio"], 3), _fmt_p(sn["sign_p"]),
+                                              _fmt_p(sn["wilcoxon_p"])])
+        cells += (["–"] * 3 if rf is None else [str(rf["wins"]), str(rf["losses"]), _fmt(rf["geometric_mean_ratio"], 3)])
+        lines.append("| " + " | ".join(cells) + " |")
+    datasets = sorted({d for ratios in r["ratios"].values() for d in ratios})
+    steps = [row["step"] for row in r["steps"]]
+    lines += ["", "PSiLON Net / StandardNet test metric per dataset (below 1: PSiLON Net better).", "",
+              "| dataset | " + " | ".join(steps) + " |", "|---|" + "---:|" * len(steps)]
+    for d in datasets:
+        lines.append(f"| {d} | " + " | ".join(_fmt(r["ratios"].get(st, {}).get(d), 3) for st in steps) + " |")
+    return lines + [""]
+
+
+def _recipe_steps_plot(r: dict[str, Any] | None, protocol: str, plots: Path) -> list[str]:
+    """``recipe_steps_<protocol>.png``: PSiLON Net / StandardNet per dataset along the steps."""
+    if r is None:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [row["step"] for row in r["steps"]]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(steps), 4))
+    for d in sorted({d for ratios in r["ratios"].values() for d in ratios}):
+        y = [r["ratios"].get(st, {}).get(d, np.nan) for st in steps]
+        ax.plot(range(len(steps)), y, marker="o", label=d.split(":")[-1])
+    ax.axhline(1.0, color="black", lw=0.8, ls="--")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(steps)), steps, fontsize=8)
+    ax.set_ylabel("PSiLON Net / StandardNet (test)")
+    ax.set_title(f"Below the line PSiLON Net wins — {protocol}", fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    name = f"recipe_steps_{_slug(protocol)}.png"
+    _save(fig, plots / name)
+    plt.close(fig)
+    return [name]
+
+
 def _fmt_p(p) -> str:
     return "–" if p is None else (f"{p:.2g}" if p < 0.01 else f"{p:.3f}")
 
@@ -828,6 +915,7 @@ def _markdown_protocol(name: str, s: dict[str, Any], protocol_info: dict[str, An
         models = _model_order(m for d in datasets.values() for m in d["models"])
         if "claim" in s:
             lines += _claim_lines(name, s["claim"])
+        lines += _recipe_steps_lines(s.get("recipe_steps"))
         lines += _score_table(s, models)
         lines += _incomplete_lines(s)
         lines += _accuracy_table(datasets, models)
@@ -1162,6 +1250,7 @@ def write_report(
             plots += _ablation_plot(s["ablation"], name, base, out / "plots")
         if "claim" in s:
             plots += _cd_plot(s["claim"], name, out / "plots")
+        plots += _recipe_steps_plot(s.get("recipe_steps"), name, out / "plots")
     sections = ["# Benchmark report", ""]
     commands = base / "commands.txt"
     if commands.is_file():

@@ -38,15 +38,14 @@ from sklearn.preprocessing import LabelEncoder, OneHotEncoder, StandardScaler
 from psilon.bench.metrics import PRIMARY_METRIC, evaluate, predict_for_metrics
 from psilon.bench.models import ModelUnavailableError, get_model
 from psilon.bench.protocols import Protocol, Task, canonical_json
-from psilon.bench.store import ResultStore, atomic_write_text
+from psilon.bench.reuse import ReuseIndex, reuse_rows
+from psilon.bench.store import STORE_NAME, ResultStore, atomic_write_text
 from psilon.datasets import Dataset, DatasetUnavailableError, find_data_dir, load_dataset, load_image_benchmark
 from psilon.train import resolve_device, tune_allocator
 from psilon.recovery.options import prepare_out_dir
 
 __all__ = ["PreparedSplit", "RunSummary", "STORE_NAME", "execute_task", "prepare_image_split", "prepare_split", "run_protocol"]
 
-#: File name of the store inside an output folder.
-STORE_NAME = "results.jsonl"
 #: File name of the log of the commands that ran into an output folder.
 COMMANDS_NAME = "commands.txt"
 CURVES_DIR = "curves"
@@ -249,6 +248,7 @@ class RunSummary:
     total: int
     already_done: int
     ok: int = 0
+    reused: int = 0
     error: int = 0
     skipped: int = 0
     seconds: float = 0.0
@@ -286,6 +286,7 @@ def run_protocol(
     device: str | None = None,
     progress: bool = True,
     command: str | None = None,
+    reuse: list[str | os.PathLike] | None = None,
 ) -> RunSummary:
     """Execute the unfinished tasks of ``protocol`` and append their rows to ``out_dir/results.jsonl``.
 
@@ -300,6 +301,8 @@ def run_protocol(
     ``device``: where the PyTorch models train (``'auto'``: CUDA when available; ``None``:
     each model's default, ``'auto'`` for psilon's estimators and the CPU for the deep
     ablation); the task keys do not depend on it, and each row records it.
+    ``reuse``: other stores (folders or ``results.jsonl`` files) whose ``ok`` rows with a
+    task's fit identity are copied instead of running it (:mod:`psilon.bench.reuse`).
     ``command``: the command line that started the
     run, appended to ``out_dir/commands.txt`` when its first result arrives; a command
     refused (bad options, the store locked by another run, no scheduler), killed before
@@ -314,12 +317,21 @@ def run_protocol(
     folder = find_data_dir(data_dir)
     data_dir_str = None if folder is None else str(folder)
     tasks = _only_splits(protocol.tasks(datasets=datasets, models=models, data_dir=data_dir_str), splits)
+    index = ReuseIndex(list(reuse), out_dir / STORE_NAME) if reuse else None
     prepare_out_dir(out_dir)
     with ResultStore(out_dir / STORE_NAME) as store:
         atomic_write_text(out_dir / "protocol.json", json.dumps(protocol.to_dict(), indent=2))
         done = store.finished_keys()
         todo = [t for t in tasks if t.key not in done]
         summary = RunSummary(out_dir, total=len(tasks), already_done=len(tasks) - len(todo))
+        if index is not None:
+            copies, todo = reuse_rows(todo, index, out_dir, CURVES_DIR)
+            if copies and command:
+                _log_command(out_dir / COMMANDS_NAME, command)
+                command = None
+            for row in copies:
+                store.append(row)
+            summary.reused = len(copies)
         rows = _execute_all(todo, data_dir_str, jobs=jobs, scheduler=scheduler, threads=threads, device=device,
                             checkpoints=str(out_dir.resolve() / CHECKPOINTS_DIR))
         _record_all(rows, store, summary, protocol.name, progress, command)
@@ -360,7 +372,7 @@ def _record_all(rows, store: ResultStore, summary: RunSummary, name: str, progre
     log ``command`` before the first row."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=summary.total, initial=summary.already_done, desc=name, unit="task", disable=not progress)
+    bar = tqdm(total=summary.total, initial=summary.already_done + summary.reused, desc=name, unit="task", disable=not progress)
     try:
         for row in rows:
             if command:

@@ -30,7 +30,10 @@ from typing import Any
 from psilon._files import atomic_write_bytes, atomic_write_text
 from psilon.bench.protocols import canonical_json
 
-__all__ = ["ResultStore", "StoreLockedError", "StoreScan", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["STORE_NAME", "ResultStore", "StoreLockedError", "StoreScan", "atomic_write_bytes", "atomic_write_text"]
+
+#: File name of the store inside an output folder of ``psilon bench``.
+STORE_NAME = "results.jsonl"
 
 NOT_JSON = "not JSON (a store line is one JSON object)"
 NOT_A_ROW = "not a JSON object with a 'key'"
