@@ -443,3 +443,35 @@ def test_no_recipe_steps_without_both_networks_at_a_step(synthetic_store):
     rows = [r for r in _steps_rows() if not r["model"].startswith("standard-net")]
     assert "recipe_steps" not in summarize(rows)["recipe-ablation"]
     assert "recipe_steps" not in summarize(ResultStore(synthetic_store / STORE_NAME).rows())["synthetic"]
+
+
+def test_a_report_of_several_stores_opens_with_both_recipes_claims(tmp_path, synthetic_store, capsys):
+    from psilon.bench.cli import main
+
+    exact = _claim_rows()
+    default = [{**r, "protocol": "default-recipe-30", "key": f"dr-{r['key']}",
+                "metrics": {"test": {"rmse": r["metrics"]["test"]["rmse"] * (1.2 if r["model"] == "psilon-net" else 1.0)}}}
+               for r in _claim_rows(12)]
+    a, b = tmp_path / "a", tmp_path / "b"
+    _store(a, exact), _store(b, default)
+    out = tmp_path / "both"
+    summary = write_report([a, b / STORE_NAME, synthetic_store], out)
+    assert set(summary) == {"paper-exact", "default-recipe-30", "synthetic"}
+    text = (out / "report.md").read_text()
+    overview = text[: text.index("Store: `a/`")]
+    assert "## Does PSiLON Net win on 21 of 30 datasets? (issue #15)" in overview
+    assert "| `paper-exact` | standard-net | 30 of 30 | 21 | 0 | 9 |" in overview
+    # x1.2 turns the 12 datasets' wins (ratios 0.88 ... 0.99) into 12 losses
+    assert "| `default-recipe-30` | standard-net | 12 of 30 | 0 | 0 | 12 |" in overview
+    assert "Under `paper-exact`: against standard-net it **reproduces**" in overview
+    assert "## Protocol `paper-exact`" in text and "## Protocol `synthetic`" in text
+    assert (out / "plots" / "curves_synthetic_d1.png").is_file()  # curves read from their own store's folder
+    assert not (a / "report.md").exists()
+    with pytest.raises(ValueError, match="several stores needs an output folder"):
+        write_report([a, b])
+    assert main(["report", str(a), str(b)]) == 2 and "--out" in capsys.readouterr().err
+    assert main(["report", str(a), str(b), "--out", str(tmp_path / "cli")]) == 0
+    assert "Does PSiLON Net win" in (tmp_path / "cli" / "report.md").read_text()
+    # one claim protocol: no overview (its own section says it)
+    write_report([a, synthetic_store], tmp_path / "one")
+    assert "Does PSiLON Net win" not in (tmp_path / "one" / "report.md").read_text()

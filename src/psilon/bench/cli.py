@@ -92,12 +92,16 @@ def register(subparsers) -> None:
         "report",
         help="write the Markdown/JSON report and plots of a result store",
         description=(
-            "Read a result store (the results.jsonl written by 'psilon bench', or its folder) and "
+            "Read a result store (the results.jsonl written by 'psilon bench', or its folder), or several, and "
             "write report.md, summary.json and plots/*.png."
         ),
     )
-    report.add_argument("results", metavar="RESULTS", help="results.jsonl or the folder holding it")
-    report.add_argument("--out", help="output folder (default: the store's folder)")
+    report.add_argument(
+        "results", metavar="RESULTS", nargs="+",
+        help="results.jsonl or the folder holding it; several stores make one report of all their protocols "
+        "(with --out), opening with the claim overview when two of them are the paper-30 recipes",
+    )
+    report.add_argument("--out", help="output folder (default: the store's folder; required for several stores)")
     report.set_defaults(func=_report)
 
 
@@ -148,11 +152,12 @@ def _report(args: argparse.Namespace) -> int:
     from psilon.bench.report import write_report
 
     try:
-        write_report(args.results, args.out, warn=_warner("report"))
+        write_report(args.results[0] if len(args.results) == 1 else args.results, args.out, warn=_warner("report"))
     except (ValueError, OSError) as exc:  # OSError: a file of the report could not be replaced
         print(f"psilon report: error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else (Path(args.results) if Path(args.results).is_dir() else Path(args.results).parent)
+    first = Path(args.results[0])
+    out = Path(args.out) if args.out else (first if first.is_dir() else first.parent)
     print(f"report: {out / 'report.md'}")
     return 0
 

@@ -27,6 +27,10 @@ signed-rank test of the per-dataset log ratios (``scipy.stats.wilcoxon``), wheth
 paper's 21 of 30 reproduces, is out of reach or still open, and the mean ranks on the
 datasets every model has finished with Friedman's test and Nemenyi's critical difference
 (:func:`critical_difference`, from ``scipy.stats.studentized_range``; ``plots/cd_<protocol>.png``).
+A report of several stores (both recipes, and the recipe ablation) opens with the claims of
+all its claim protocols in one table. An ablation protocol with labels ``psilon-net@<step>``
+and ``standard-net@<step>`` gets a table of PSiLON Net's wins at each step and
+``plots/recipe_steps_<protocol>.png``.
 """
 
 from __future__ import annotations
@@ -1047,15 +1051,15 @@ def protocol_progress(s: dict[str, Any], protocol_info: dict[str, Any]) -> dict[
     thread each, so task-hours are core-hours), ``None`` while none has finished.
     """
     datasets = list(protocol_info.get("datasets", []))
-    n_splits = len(SplitSpec(**protocol_info.get("split", {})).split_ids)
+    per_model = len(datasets) * len(SplitSpec(**protocol_info.get("split", {})).split_ids)
     models: dict[str, Any] = {}
     for spec in protocol_info.get("models", []):
         label = spec["label"]
         done = sum(s["datasets"].get(d, {}).get("models", {}).get(label, {}).get("n_splits", 0) for d in datasets)
         timed = s.get("fit_time", {}).get(label)
         mean_hours = timed["hours"] / timed["tasks"] if timed else None
-        left = len(datasets) * n_splits - done
-        models[label] = {"tasks": len(datasets) * n_splits, "done": done, "left": left,
+        left = per_model - done
+        models[label] = {"tasks": per_model, "done": done, "left": left,
                          "hours_left": None if mean_hours is None else left * mean_hours}
     known = [m["hours_left"] for m in models.values() if m["hours_left"] is not None]
     return {
@@ -1220,7 +1224,7 @@ def _plots(frame: pd.DataFrame, summary: dict[str, Any], base: Path, plots: Path
 
 
 def write_report(
-    results: str | os.PathLike,
+    results: str | os.PathLike | list[str | os.PathLike],
     out_dir: str | os.PathLike | None = None,
     *,
     warn: Callable[[str], None] | None = None,
@@ -1232,42 +1236,36 @@ def write_report(
     sentence each to ``warn`` (default: :func:`warnings.warn`); when no row is usable a
     ValueError says why and nothing is written. So does an ``out_dir`` that cannot be
     written (an existing file, no permission).
+
+    ``results`` may also be a list of stores (each with its own protocols): the report then
+    has every store's protocols, and opens with the claim overview when two or more of
+    them are claim protocols (one table for the recipes side by side); ``out_dir`` is
+    then required.
     """
-    usable = read_usable(results)
-    rows, base, unreadable = usable.rows, usable.folder, usable.notes
-    out = prepare_out_dir(out_dir if out_dir is not None else base)
-    for note in unreadable:
-        (warn or _warn)(f"{base.name}/results.jsonl {note}; left out of the report")
-    protocol_info = None
-    if (base / "protocol.json").is_file():
-        protocol_info = json.loads((base / "protocol.json").read_text())
-    rows, superseded = split_superseded(rows, protocol_info)
+    stores = [results] if isinstance(results, (str, os.PathLike)) else list(results)
+    if not stores:
+        raise ValueError("no result store given")
+    if len(stores) > 1 and out_dir is None:
+        raise ValueError("a report of several stores needs an output folder (--out)")
+    read = [_read_store(store, warn, several=len(stores) > 1) for store in stores]
+    out = prepare_out_dir(out_dir if out_dir is not None else read[0].folder)
+    rows = [r for part in read for r in part.rows]
+    infos = {part.info["name"]: part.info for part in read if part.info and part.info.get("name")}
     summary = summarize(rows)
     tables = {name: s for name, s in summary.items() if "ablation" not in s}
-    plots = _plots(_frame(rows), tables, base, out / "plots")
+    plots = _plots(_frame(rows), tables, read[0].folder, out / "plots")
     for name, s in summary.items():
         if "ablation" in s:
-            plots += _ablation_plot(s["ablation"], name, base, out / "plots")
+            plots += _ablation_plot(s["ablation"], name, read[0].folder, out / "plots")
         if "claim" in s:
             plots += _cd_plot(s["claim"], name, out / "plots")
         plots += _recipe_steps_plot(s.get("recipe_steps"), name, out / "plots")
     sections = ["# Benchmark report", ""]
-    commands = base / "commands.txt"
-    if commands.is_file():
-        sections += _produced_by(commands.read_text())
-    counts = pd.Series([r.get("status") for r in rows]).value_counts().to_dict() if rows else {}
-    sections += [f"Store: `{base.name}/` — {len(rows)} tasks ({', '.join(f'{v} {k}' for k, v in counts.items()) or 'none'}).", ""]
-    if unreadable:
-        sections += ["Skipped while reading `results.jsonl` (not counted anywhere below): " + "; ".join(unreadable) + ".", ""]
-    if superseded:
-        labels = ", ".join(sorted({r["model"] for r in superseded}))
-        sections += [
-            f"Left out: {len(superseded)} rows of an earlier version of the protocol ({labels} with other "
-            "settings than `protocol.json` now gives them). They stay in the store.",
-            "",
-        ]
+    sections += _overview_lines({name: s["claim"] for name, s in summary.items() if "claim" in s})
+    for part in read:
+        sections += part.header
     for name, s in summary.items():
-        info = protocol_info if protocol_info and protocol_info.get("name") == name else None
+        info = infos.get(name)
         if info is not None and "ablation" not in s and s["datasets"]:
             s["progress"] = protocol_progress(s, info)
         sections.append(_markdown_protocol(name, s, info))
@@ -1275,10 +1273,85 @@ def write_report(
         sections += ["## Plots", ""] + [f"![{p}](plots/{p})" for p in plots] + [""]
     atomic_write_text(out / "report.md", "\n".join(sections))
     document: dict[str, Any] = {"protocols": summary, "plots": plots}
+    unreadable = {str(part.folder): part.unreadable for part in read if part.unreadable}
     if unreadable:
-        document["unreadable"] = {"notes": unreadable, "lines": usable.lines_skipped, "rows": usable.rows_skipped}
+        document["unreadable"] = next(iter(unreadable.values())) if len(stores) == 1 else unreadable
     atomic_write_text(out / "summary.json", json.dumps(document, indent=2, sort_keys=True))
     return summary
+
+
+@dataclass
+class _StoreRead:
+    """One store as the report reads it: its usable current rows, its ``protocol.json``, the
+    Markdown lines that introduce it (commands, counts, what was left out), and what was unreadable."""
+
+    folder: Path
+    rows: list[dict[str, Any]]
+    info: dict[str, Any] | None
+    header: list[str]
+    unreadable: dict[str, Any] | None
+
+
+def _read_store(results, warn, *, several: bool) -> _StoreRead:
+    usable = read_usable(results)
+    rows, base, notes = usable.rows, usable.folder, usable.notes
+    for note in notes:
+        (warn or _warn)(f"{base.name}/results.jsonl {note}; left out of the report")
+    info = json.loads((base / "protocol.json").read_text()) if (base / "protocol.json").is_file() else None
+    rows, superseded = split_superseded(rows, info)
+    if several:  # curves files are relative to their own store; the report's folder is elsewhere
+        rows = [{**r, "curves_file": str((base / r["curves_file"]).resolve())} if r.get("curves_file") else r
+                for r in rows]
+    header = []
+    commands = base / "commands.txt"
+    if commands.is_file():
+        header += _produced_by(commands.read_text())
+    counts = pd.Series([r.get("status") for r in rows]).value_counts().to_dict() if rows else {}
+    header += [f"Store: `{base.name}/` — {len(rows)} tasks ({', '.join(f'{v} {k}' for k, v in counts.items()) or 'none'}).", ""]
+    if notes:
+        header += ["Skipped while reading `results.jsonl` (not counted anywhere below): " + "; ".join(notes) + ".", ""]
+    if superseded:
+        labels = ", ".join(sorted({r["model"] for r in superseded}))
+        header += [
+            f"Left out: {len(superseded)} rows of an earlier version of the protocol ({labels} with other "
+            "settings than `protocol.json` now gives them). They stay in the store.",
+            "",
+        ]
+    unreadable = {"notes": notes, "lines": usable.lines_skipped, "rows": usable.rows_skipped} if notes else None
+    return _StoreRead(base, rows, info, header, unreadable)
+
+
+def _overview_lines(claims: dict[str, dict[str, Any]]) -> list[str]:
+    """The claim overview of a report of several claim protocols: one row per recipe and rival."""
+    if len(claims) < 2:
+        return []
+    need, of = next(iter(claims.values()))["wins_needed"], next(iter(claims.values()))["of"]
+    lines = [
+        f"## Does PSiLON Net win on {need} of {of} datasets? (issue #15)",
+        "",
+        "Each recipe's claim section below, side by side: PSiLON Net's wins per dataset (mean test metric over the "
+        "splits both have finished), the two-sided sign test of the wins among untied datasets, the Wilcoxon "
+        "signed-rank test of the per-dataset log ratios, their geometric mean (below 1: PSiLON Net lower) and the "
+        f"verdict on {need} of {of}.",
+        "",
+        f"| recipe | PSiLON Net vs | datasets | wins | ties | losses | sign test p | Wilcoxon p | ratio | {need} of {of} |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, c in claims.items():
+        if not c["rivals"]:
+            lines.append(f"| `{name}` | – | 0 of {of} | | | | | | | open: no dataset with PSiLON Net and a rival yet |")
+        for rival, r in c["rivals"].items():
+            lines.append(
+                f"| `{name}` | {rival} | {r['datasets']} of {of} | {r['wins']} | {r['ties']} | {r['losses']} | "
+                f"{_fmt_p(r['sign_p'])} | {_fmt_p(r['wilcoxon_p'])} | {_fmt(r['geometric_mean_ratio'], 3)} | "
+                f"{r['verdict']} |"
+            )
+    lines.append("")
+    for name, c in claims.items():
+        if c["rivals"]:
+            lines += [f"Under `{name}`: " + "; ".join(_verdict_sentence(rival, r, need, of)
+                                                    for rival, r in c["rivals"].items()) + ".", ""]
+    return lines
 
 
 def _warn(message: str) -> None:
