@@ -243,6 +243,7 @@ def test_a_killed_warm_path_task_resumes_from_its_checkpoints(tmp_path, data_dir
     (row,) = ResultStore(folder / STORE_NAME).rows()
     assert row["metrics"] == plain["metrics"] and row["path"] == plain["path"]
     assert not saved.exists()  # the row holds the result: its checkpoints are gone
+    assert row["restored_checkpoints"] == 2 and "restored_checkpoints" not in plain  # its fit time is partial
 
 
 def test_checkpoint_dir_needs_the_warm_path():

@@ -401,6 +401,22 @@ def test_progress_names_the_models_it_cannot_estimate_yet(tmp_path, tiny_protoco
     assert "| random-forest | 0 of 4 | 4 | ? |" in report
 
 
+def test_resumed_tasks_are_left_out_of_the_mean_fit_time(tmp_path):
+    rows = [_row(f"d{i}", "psilon-net", 0.5) for i in range(3)] + [_row("d0", "linear", 0.9)]
+    rows[0]["fit_seconds"], rows[1]["fit_seconds"], rows[2]["fit_seconds"] = 100.0, 300.0, 20.0
+    rows[2]["restored_checkpoints"] = 9  # resumed: 20 s is only its last run's part
+    s = write_report(_store(tmp_path, rows))["synthetic"]
+    t = s["fit_time"]["psilon-net"]
+    assert (t["tasks"], t["resumed"], t["mean_seconds"]) == (3, 1, pytest.approx(200.0))
+    assert t["hours"] == pytest.approx(420 / 3600)
+    assert s["fit_time"]["linear"]["mean_seconds"] == pytest.approx(1.0) and s["fit_time"]["linear"]["resumed"] == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "| psilon-net | 3 | 200.00 |" in text and "so the mean leaves them out): psilon-net 1." in text
+    # every task resumed: the mean of what there is
+    only = [{**rows[2], "key": "only"}]
+    assert write_report(_store(tmp_path / "only", only))["synthetic"]["fit_time"]["psilon-net"]["mean_seconds"] == 20.0
+
+
 # ------------------------------------------------------------------------------- issue #15: the recipe ablation
 
 

@@ -211,6 +211,7 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
                 "near_sparsity": np.nan if r.get("near_sparsity") is None else float(np.mean(r["near_sparsity"])),
                 "lipschitz_bound": np.nan if r.get("lipschitz_bound") is None else float(np.max(r["lipschitz_bound"])),
                 "fit_seconds": r.get("fit_seconds", np.nan),
+                "resumed": bool(r.get("restored_checkpoints")),
                 "curves_file": r.get("curves_file"),
                 "selected": r.get("selected") or {},
             }
@@ -311,8 +312,7 @@ def _summarize_protocol(part: pd.DataFrame, rows: list[dict[str, Any]]) -> dict[
     ]
     if any(r.get("status") == "ok" and r.get("entry") == ABLATION_ENTRY for r in rows):
         out["ablation"] = _ablation_summary(rows)
-    per_model = part.groupby("model")["fit_seconds"].agg(["sum", "size"])
-    out["fit_time"] = {m: {"tasks": int(r["size"]), "hours": float(r["sum"]) / 3600} for m, r in per_model.iterrows()}
+    out["fit_time"] = {m: _fit_time(g) for m, g in part.groupby("model")}
     out["total_fit_hours"] = float(part["fit_seconds"].sum()) / 3600
     if PSILON in means.columns:
         for rival in RIVALS:
@@ -328,6 +328,16 @@ def _summarize_protocol(part: pd.DataFrame, rows: list[dict[str, Any]]) -> dict[
                 "splits": int(len(pairs)),
             }
     return out
+
+
+def _fit_time(group: pd.DataFrame) -> dict[str, Any]:
+    """A model's fit times: tasks and total hours as stored, how many tasks were resumed from
+    checkpoints (their fit time is the last run's only), and the mean seconds of a task
+    over those that ran in one go (over all of them when every task was resumed)."""
+    whole = group.loc[~group["resumed"], "fit_seconds"]
+    return {"tasks": int(len(group)), "hours": float(group["fit_seconds"].sum()) / 3600,
+            "resumed": int(group["resumed"].sum()),
+            "mean_seconds": float(whole.mean() if len(whole) else group["fit_seconds"].mean())}
 
 
 def _split_scores(part: pd.DataFrame) -> pd.DataFrame:
@@ -1037,8 +1047,12 @@ def _fit_time_table(s: dict[str, Any], models: list[str]) -> list[str]:
     for m in models:
         t = fit_time.get(m)
         if t:
-            lines.append(f"| {m} | {t['tasks']} | {_fmt(t['hours'] * 3600 / t['tasks'], 2)} | {t['hours']:.3g} |")
+            lines.append(f"| {m} | {t['tasks']} | {_fmt(t['mean_seconds'], 2)} | {t['hours']:.3g} |")
     lines.append("")
+    resumed = {m: t["resumed"] for m, t in fit_time.items() if t.get("resumed")}
+    if resumed:
+        lines += ["Resumed from checkpoints after an interruption (their fit time is the last run's only, so the "
+                  "mean leaves them out): " + ", ".join(f"{m} {n}" for m, n in resumed.items()) + ".", ""]
     return lines
 
 
@@ -1057,7 +1071,7 @@ def protocol_progress(s: dict[str, Any], protocol_info: dict[str, Any]) -> dict[
         label = spec["label"]
         done = sum(s["datasets"].get(d, {}).get("models", {}).get(label, {}).get("n_splits", 0) for d in datasets)
         timed = s.get("fit_time", {}).get(label)
-        mean_hours = timed["hours"] / timed["tasks"] if timed else None
+        mean_hours = timed["mean_seconds"] / 3600 if timed else None
         left = per_model - done
         models[label] = {"tasks": per_model, "done": done, "left": left,
                          "hours_left": None if mean_hours is None else left * mean_hours}

@@ -173,7 +173,9 @@ def execute_task(
     ``device`` (``'auto'``, ``'cpu'``, ``'cuda'``...) goes to the models that train with
     PyTorch (their row records the device they ran on); ``None`` keeps each model's own.
     ``checkpoints``: a folder; models that save partial work (``ModelEntry.checkpoints``)
-    get ``checkpoint_dir=<checkpoints>/<task key>``, so a task killed midway resumes there.
+    get ``checkpoint_dir=<checkpoints>/<task key>``, so a task killed midway resumes there;
+    the row of a resumed task says how many checkpoint files it found
+    (``restored_checkpoints``): its ``fit_seconds`` are this run's only.
     Benchmarks opt in to :func:`psilon.train.tune_allocator` (wide networks' temporaries
     stay in the heap) in whichever process runs the task.
     """
@@ -192,6 +194,9 @@ def execute_task(
             row["device"] = params["device"]
         if checkpoints is not None and entry.checkpoints:
             params["checkpoint_dir"] = str(Path(checkpoints) / task.key)
+            restored = len(list(Path(params["checkpoint_dir"]).glob("*.pt")))
+            if restored:  # a resumed task: its fit time counts only this run's part of the work
+                row["restored_checkpoints"] = restored
         with _thread_limit(threads):
             fit_started = time.perf_counter()
             result = entry.fit(data.X_train, data.y_train, data.X_val, data.y_val, data.task, params)
