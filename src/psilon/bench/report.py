@@ -761,18 +761,22 @@ def _recipe_steps_plot(r: dict[str, Any] | None, protocol: str, plots: Path) -> 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter
 
     steps = [row["step"] for row in r["steps"]]
-    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(steps), 4))
+    fig, ax = plt.subplots(figsize=(3.2 + 1.3 * len(steps), 4))
     for d in sorted({d for ratios in r["ratios"].values() for d in ratios}):
         y = [r["ratios"].get(st, {}).get(d, np.nan) for st in steps]
         ax.plot(range(len(steps)), y, marker="o", label=d.split(":")[-1])
     ax.axhline(1.0, color="black", lw=0.8, ls="--")
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))
+    ax.tick_params(axis="y", which="both", labelsize=7)
     ax.set_xticks(range(len(steps)), steps, fontsize=8)
     ax.set_ylabel("PSiLON Net / StandardNet (test)")
     ax.set_title(f"Below the line PSiLON Net wins — {protocol}", fontsize=9)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     name = f"recipe_steps_{_slug(protocol)}.png"
     _save(fig, plots / name)
     plt.close(fig)
