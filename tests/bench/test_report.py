@@ -80,7 +80,7 @@ def test_summary_ranks_and_wins(synthetic_store):
         {"dataset": "d3", "model": "random-forest", "n_splits": 1, "of": 2},
         {"dataset": "d3", "model": "standard-net", "n_splits": 1, "of": 2},
     ]
-    assert s["fit_time"]["psilon-net"] == {"tasks": 4, "hours": pytest.approx(4 / 3600)}
+    assert s["fit_time"]["psilon-net"] == {"tasks": 4, "hours": pytest.approx(4 / 3600), "resumed": 0, "mean_seconds": 1.0}
     assert s["total_fit_hours"] == pytest.approx(10 / 3600)
 
 
