@@ -397,7 +397,7 @@ def test_progress_names_the_models_it_cannot_estimate_yet(tmp_path, tiny_protoco
     p = write_report(tmp_path)["tiny"]["progress"]
     assert p["unestimated"] == ["random-forest"] and p["models"]["random-forest"]["hours_left"] is None
     report = (tmp_path / "report.md").read_text()
-    assert "need at least" in report and "random-forest not counted (none finished yet)" in report
+    assert "need at least" in report and "random-forest not counted (none finished yet in one run)" in report
     assert "| random-forest | 0 of 4 | 4 | ? |" in report
 
 
@@ -412,9 +412,10 @@ def test_resumed_tasks_are_left_out_of_the_mean_fit_time(tmp_path):
     assert s["fit_time"]["linear"]["mean_seconds"] == pytest.approx(1.0) and s["fit_time"]["linear"]["resumed"] == 0
     text = (tmp_path / "report.md").read_text()
     assert "| psilon-net | 3 | 200.00 |" in text and "so the mean leaves them out): psilon-net 1." in text
-    # every task resumed: the mean of what there is
+    # every task resumed: no whole fit time to take the mean of
     only = [{**rows[2], "key": "only"}]
-    assert write_report(_store(tmp_path / "only", only))["synthetic"]["fit_time"]["psilon-net"]["mean_seconds"] == 20.0
+    assert write_report(_store(tmp_path / "only", only))["synthetic"]["fit_time"]["psilon-net"]["mean_seconds"] is None
+    assert "| psilon-net | 1 | – |" in (tmp_path / "only" / "report.md").read_text()
 
 
 # ------------------------------------------------------------------------------- issue #15: the recipe ablation

@@ -333,11 +333,10 @@ def _summarize_protocol(part: pd.DataFrame, rows: list[dict[str, Any]]) -> dict[
 def _fit_time(group: pd.DataFrame) -> dict[str, Any]:
     """A model's fit times: tasks and total hours as stored, how many tasks were resumed from
     checkpoints (their fit time is the last run's only), and the mean seconds of a task
-    over those that ran in one go (over all of them when every task was resumed)."""
+    over those that ran in one go (``None`` when every task was resumed: no whole fit time)."""
     whole = group.loc[~group["resumed"], "fit_seconds"]
     return {"tasks": int(len(group)), "hours": float(group["fit_seconds"].sum()) / 3600,
-            "resumed": int(group["resumed"].sum()),
-            "mean_seconds": float(whole.mean() if len(whole) else group["fit_seconds"].mean())}
+            "resumed": int(group["resumed"].sum()), "mean_seconds": float(whole.mean()) if len(whole) else None}
 
 
 def _split_scores(part: pd.DataFrame) -> pd.DataFrame:
@@ -1075,7 +1074,7 @@ def protocol_progress(s: dict[str, Any], protocol_info: dict[str, Any]) -> dict[
         label = spec["label"]
         done = sum(s["datasets"].get(d, {}).get("models", {}).get(label, {}).get("n_splits", 0) for d in datasets)
         timed = s.get("fit_time", {}).get(label)
-        mean_hours = timed["mean_seconds"] / 3600 if timed else None
+        mean_hours = timed["mean_seconds"] / 3600 if timed and timed["mean_seconds"] is not None else None
         left = per_model - done
         models[label] = {"tasks": per_model, "done": done, "left": left,
                          "hours_left": None if mean_hours is None else left * mean_hours}
@@ -1097,7 +1096,7 @@ def _progress_lines(p: dict[str, Any] | None) -> list[str]:
         f"{p['tasks'] - p['done']} need {'at least ' if p['unestimated'] else 'about '}"
         f"**{p['hours_left']:.1f} core-hours**: each model's remaining tasks times the mean fit time of its "
         "finished ones (one thread per task, on this machine and at its load)"
-        + (f"; {', '.join(p['unestimated'])} not counted (none finished yet)" if p["unestimated"] else "") + ".",
+        + (f"; {', '.join(p['unestimated'])} not counted (none finished yet in one run)" if p["unestimated"] else "") + ".",
         "",
         "| model | finished | remaining | estimated core-hours left |",
         "|---|---:|---:|---:|",
