@@ -489,6 +489,9 @@ def test_a_report_of_several_stores_opens_with_both_recipes_claims(tmp_path, syn
     assert main(["report", str(a), str(b)]) == 2 and "--out" in capsys.readouterr().err
     assert main(["report", str(a), str(b), "--out", str(tmp_path / "cli")]) == 0
     assert "Does PSiLON Net win" in (tmp_path / "cli" / "report.md").read_text()
+    # a store given twice counts once
+    twice = write_report([a, a / STORE_NAME], tmp_path / "twice")
+    assert twice["paper-exact"]["datasets"]["d00"]["models"]["psilon-net"]["n_splits"] == 1
     # one claim protocol: no overview (its own section says it)
     write_report([a, synthetic_store], tmp_path / "one")
     assert "Does PSiLON Net win" not in (tmp_path / "one" / "report.md").read_text()

@@ -1266,7 +1266,11 @@ def write_report(
         raise ValueError("a report of several stores needs an output folder (--out)")
     read = [_read_store(store, warn, several=len(stores) > 1) for store in stores]
     out = prepare_out_dir(out_dir if out_dir is not None else read[0].folder)
-    rows = [r for part in read for r in part.rows]
+    by_key: dict[str, dict[str, Any]] = {}
+    for part in read:  # a task in two of the stores (the same store twice, a copy) counts once
+        for r in part.rows:
+            by_key.setdefault(r["key"], r)
+    rows = list(by_key.values())
     infos = {part.info["name"]: part.info for part in read if part.info and part.info.get("name")}
     summary = summarize(rows)
     tables = {name: s for name, s in summary.items() if "ablation" not in s}
