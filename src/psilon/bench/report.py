@@ -819,12 +819,16 @@ def _claim_lines(name: str, c: dict[str, Any]) -> list[str]:
 def _verdict_sentence(rival: str, r: dict[str, Any], need: int, of: int) -> str:
     left = max(of - r["datasets"], 0)
     if r["verdict"] == "reproduces":
-        return f"against {rival} it **reproduces** ({r['wins']} wins on {r['datasets']} of {of} datasets)"
+        return f"against {rival} it **reproduces** ({_wins(r['wins'])} on {r['datasets']} of {of} datasets)"
     if r["verdict"] == "does not reproduce":
-        return (f"against {rival} it **does not reproduce** ({r['wins']} wins on {r['datasets']} of {of} datasets"
+        return (f"against {rival} it **does not reproduce** ({_wins(r['wins'])} on {r['datasets']} of {of} datasets"
                 + (f"; even {left} more wins would not reach {need})" if left else ")"))
-    return (f"against {rival} it is **open** ({r['wins']} wins on {r['datasets']} of {of} datasets so far; "
-            f"{need} needs {need - r['wins']} more wins on the {left} datasets left)")
+    return (f"against {rival} it is **open** ({_wins(r['wins'])} on {r['datasets']} of {of} datasets so far; "
+            f"{need} needs {need - r['wins']} more on the {left} datasets left)")
+
+
+def _wins(n: int) -> str:
+    return f"{n} win" if n == 1 else f"{n} wins"
 
 
 def _rank_lines(t: dict[str, Any] | None) -> list[str]:
