@@ -106,3 +106,21 @@ def test_cli_reports_the_reused_count_and_logs_the_command(tmp_path, source, cap
     assert main(["bench", str(spec), "--out", str(out), "--reuse", str(source), "--no-progress", "--no-report"]) == 0
     assert "1 reused" in capsys.readouterr().out
     assert "--reuse" in (out / "commands.txt").read_text()
+
+
+def test_reuse_only_copies_and_runs_nothing(tmp_path, source, capsys):
+    second = _protocol("second", [
+        {"label": "ridge", "entry": "linear", "params": {"alphas": [0.1, 1.0]}},
+        {"label": "ridge-other-grid", "entry": "linear", "params": {"alphas": [10.0]}},
+    ])
+    out = tmp_path / "second"
+    summary = run_protocol(second, out, progress=False, reuse=[source], reuse_only=True)
+    assert (summary.reused, summary.ok, summary.error) == (1, 0, 0)
+    assert set(_rows(out)) == {"ridge"}  # the other task is left to do
+    assert run_protocol(second, out, progress=False).ok == 1  # and a normal run does it
+    with pytest.raises(ValueError, match="reuse_only needs stores"):
+        run_protocol(second, tmp_path / "x", progress=False, reuse_only=True)
+    spec = tmp_path / "p.json"
+    spec.write_text(json.dumps(second.to_dict()))
+    assert main(["bench", str(spec), "--out", str(tmp_path / "cli"), "--reuse-only", "--no-progress"]) == 2
+    assert "--reuse" in capsys.readouterr().err and not (tmp_path / "cli").exists()

@@ -84,6 +84,9 @@ def register(subparsers) -> None:
         "split rows, preprocessing, model entry and params, whatever the protocol or label) copies that row instead "
         "of running; repeatable",
     )
+    bench.add_argument("--reuse-only", action="store_true",
+                       help="copy the rows --reuse finds and run nothing else (e.g. an ablation's end points that "
+                       "another run is still making: copy them as they come, never run them twice)")
     bench.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
     bench.set_defaults(func=_bench)
@@ -129,6 +132,7 @@ def _bench(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             command=_command_line(args),
             reuse=args.reuse,
+            reuse_only=args.reuse_only,
         )
     except (DatasetError, StoreLockedError, ValueError, RuntimeError, OSError) as exc:  # OSError: scheduler unreachable
         print(f"psilon bench: error: {exc}", file=sys.stderr)

@@ -292,6 +292,7 @@ def run_protocol(
     progress: bool = True,
     command: str | None = None,
     reuse: list[str | os.PathLike] | None = None,
+    reuse_only: bool = False,
 ) -> RunSummary:
     """Execute the unfinished tasks of ``protocol`` and append their rows to ``out_dir/results.jsonl``.
 
@@ -307,7 +308,8 @@ def run_protocol(
     each model's default, ``'auto'`` for psilon's estimators and the CPU for the deep
     ablation); the task keys do not depend on it, and each row records it.
     ``reuse``: other stores (folders or ``results.jsonl`` files) whose ``ok`` rows with a
-    task's fit identity are copied instead of running it (:mod:`psilon.bench.reuse`).
+    task's fit identity are copied instead of running it (:mod:`psilon.bench.reuse`);
+    ``reuse_only``: copy those and run nothing (the rest stays to do).
     ``command``: the command line that started the
     run, appended to ``out_dir/commands.txt`` when its first result arrives; a command
     refused (bad options, the store locked by another run, no scheduler), killed before
@@ -322,6 +324,8 @@ def run_protocol(
     folder = find_data_dir(data_dir)
     data_dir_str = None if folder is None else str(folder)
     tasks = _only_splits(protocol.tasks(datasets=datasets, models=models, data_dir=data_dir_str), splits)
+    if reuse_only and not reuse:
+        raise ValueError("reuse_only needs stores to reuse (--reuse STORE)")
     index = ReuseIndex(list(reuse), out_dir / STORE_NAME) if reuse else None
     prepare_out_dir(out_dir)
     with ResultStore(out_dir / STORE_NAME) as store:
@@ -337,6 +341,8 @@ def run_protocol(
             for row in copies:
                 store.append(row)
             summary.reused = len(copies)
+        if reuse_only:
+            todo = []
         rows = _execute_all(todo, data_dir_str, jobs=jobs, scheduler=scheduler, threads=threads, device=device,
                             checkpoints=str(out_dir.resolve() / CHECKPOINTS_DIR))
         _record_all(rows, store, summary, protocol.name, progress, command)

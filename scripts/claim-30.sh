@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Issue #15's long runs in the order of docs/benchmarks.md, on two lanes of one core each.
+# Every command resumes its store (finished tasks are skipped), so after a stop the same
+# script carries on where the lanes were. The lanes write to different stores, so the two
+# processes never wait on a store's lock.
+#
+#   lane 1: recipe-ablation's middle steps, then default-recipe-30 (split 0 first, then 1-2)
+#   lane 2: paper-exact on the 6 ablation sets, then on all 30
+#
+# The ablation's end points are other stores' fits: @tabular is paper-tabular's, @exact is
+# paper-exact's. Lane 1 never runs them: it copies what paper-exact has finished
+# (--reuse-only) before and after its own tasks, and `scripts/claim-30.sh reports` copies
+# the rest later. Usage:
+#
+#   scripts/claim-30.sh            # start or resume both lanes in the background
+#   scripts/claim-30.sh reports    # copy the finished end points, write the four reports
+#
+# Logs: results-logs/claim-30-lane{1,2}.log (git-ignored).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PSILON=${PSILON:-.venv/bin/psilon}
+export PSILON_DATA_DIR=${PSILON_DATA_DIR:-../shared/data}
+R=docs/results
+SIX=cpu_act,pol,house_16H,magic,twonorm,churn
+RUN=(--jobs 1 --threads 1 --no-progress --no-report)
+MIDDLE=standard-net@schedule,psilon-net@schedule,standard-net@schedule+depth4,psilon-net@schedule+depth4
+ENDS=(--reuse "$R/paper-tabular" --reuse "$R/paper-exact")
+
+ablation_ends() {
+    "$PSILON" bench recipe-ablation --out "$R/recipe-ablation" "${RUN[@]}" "${ENDS[@]}" --reuse-only
+}
+
+lane1() {
+    ablation_ends
+    "$PSILON" bench recipe-ablation --out "$R/recipe-ablation" "${RUN[@]}" "${ENDS[@]}" \
+        --models "linear,random-forest,$MIDDLE"
+    ablation_ends
+    "$PSILON" bench default-recipe-30 --out "$R/default-recipe-30" "${RUN[@]}" --splits 0 \
+        --reuse "$R/paper-tabular" --reuse "$R/paper-exact"
+    "$PSILON" bench default-recipe-30 --out "$R/default-recipe-30" "${RUN[@]}" \
+        --reuse "$R/paper-tabular" --reuse "$R/paper-exact"
+}
+
+lane2() {
+    "$PSILON" bench paper-exact --out "$R/paper-exact" "${RUN[@]}" --datasets "$SIX" \
+        --reuse "$R/paper-tabular" --reuse "$R/default-recipe-30"
+    "$PSILON" bench paper-exact --out "$R/paper-exact" "${RUN[@]}" \
+        --reuse "$R/paper-tabular" --reuse "$R/default-recipe-30"
+}
+
+reports() {
+    ablation_ends || true  # the store may be locked by a running lane: its next pass copies them
+    for store in paper-exact default-recipe-30 recipe-ablation; do
+        "$PSILON" report "$R/$store"
+    done
+    "$PSILON" report "$R/paper-exact" "$R/default-recipe-30" "$R/recipe-ablation" --out "$R/claim-30"
+}
+
+case "${1:-start}" in
+    start)
+        if pgrep -f "psilon bench (paper-exact|default-recipe-30|recipe-ablation) " > /dev/null; then
+            echo "claim-30: a run of these stores is already going (pgrep -af 'psilon bench'); not starting another" >&2
+            exit 1
+        fi
+        mkdir -p results-logs
+        nohup bash -c "$(declare -f ablation_ends lane1); $(declare -p PSILON R RUN MIDDLE ENDS); lane1" \
+            >> results-logs/claim-30-lane1.log 2>&1 &
+        nohup bash -c "$(declare -f lane2); $(declare -p PSILON R SIX RUN); lane2" \
+            >> results-logs/claim-30-lane2.log 2>&1 &
+        echo "claim-30: lanes started; logs in results-logs/, progress: $0 reports"
+        ;;
+    reports) reports ;;
+    *) echo "usage: $0 [start|reports]" >&2; exit 2 ;;
+esac
