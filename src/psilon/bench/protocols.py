@@ -583,12 +583,11 @@ ORIGINAL_6_DATASETS: tuple[str, ...] = (
 #: independent path, one-cycle stepped every batch and ending at lr / 25 / 1e4); ``schedule``
 #: adds the reference's schedule (stepped once per 5 batches, final_div_factor 2); ``depth4``
 #: adds its 4th weight layer; ``exact`` adds the warm-started path, which is paper-exact.
+_REFERENCE_SCHEDULE = {k: PAPER_EXACT_RECIPE[k] for k in ("lr_step_every", "final_div_factor")}
 RECIPE_ABLATION_STEPS: tuple[tuple[str, int, dict[str, Any]], ...] = (
     ("tabular", 3, {}),
-    ("schedule", 3, {"lr_step_every": PAPER_EXACT_RECIPE["lr_step_every"],
-                     "final_div_factor": PAPER_EXACT_RECIPE["final_div_factor"]}),
-    ("schedule+depth4", 4, {"lr_step_every": PAPER_EXACT_RECIPE["lr_step_every"],
-                            "final_div_factor": PAPER_EXACT_RECIPE["final_div_factor"]}),
+    ("schedule", 3, _REFERENCE_SCHEDULE),
+    ("schedule+depth4", 4, _REFERENCE_SCHEDULE),
     ("exact", 4, PAPER_EXACT_RECIPE),
 )
 

@@ -32,7 +32,6 @@ class ReuseIndex:
 
     def __init__(self, stores: list[str | os.PathLike], out_store: Path | None = None):
         self._rows: dict[str, tuple[Path, dict[str, Any]]] = {}
-        self.sources: list[Path] = []
         for given in stores:
             path = Path(given)
             file = path / STORE_NAME if path.is_dir() else path
@@ -40,14 +39,10 @@ class ReuseIndex:
                 raise ValueError(f"--reuse {given}: no result store there (give a folder holding {STORE_NAME}, or the file)")
             if out_store is not None and file.resolve() == out_store.resolve():
                 raise ValueError(f"--reuse {given} is the output store itself; name another run's store")
-            self.sources.append(file.parent)
             for row in ResultStore(file).rows():
                 identity = row_fit_identity(row) if row.get("status") == "ok" else None
                 if identity is not None:
                     self._rows.setdefault(identity, (file.parent, row))
-
-    def __len__(self) -> int:
-        return len(self._rows)
 
     def find(self, task: Task) -> tuple[Path, dict[str, Any]] | None:
         """``(source folder, row)`` with ``task``'s fit identity, or ``None``."""
