@@ -688,10 +688,15 @@ def _claim_summary(part: pd.DataFrame) -> dict[str, Any]:
     rivals = {}
     for rival in RIVALS:
         if PSILON in scores.columns and rival in scores.columns:
-            both = scores[[PSILON, rival]].dropna().groupby(level="dataset").mean()
+            both = _paired_means(scores, PSILON, rival)
             tests = _paired_tests(both[PSILON], both[rival])
             rivals[rival] = {**tests, "verdict": _claim_verdict(tests["wins"], tests["datasets"])}
     return {"wins_needed": CLAIM_WINS, "of": CLAIM_OF, "rivals": rivals, "ranks": _rank_test(_paired_ranks(scores))}
+
+
+def _paired_means(scores: pd.DataFrame, ours: str, rival: str) -> pd.DataFrame:
+    """Per dataset, the two models' mean test metric over the splits both have finished."""
+    return scores[[ours, rival]].dropna().groupby(level="dataset").mean()
 
 
 def _recipe_steps(part: pd.DataFrame) -> dict[str, Any] | None:
@@ -713,7 +718,7 @@ def _recipe_steps(part: pd.DataFrame) -> dict[str, Any] | None:
         for rival in (f"{RIVALS[0]}@{st}", RIVALS[1]):
             if rival not in scores.columns:
                 continue
-            both = scores[[ours, rival]].dropna().groupby(level="dataset").mean()
+            both = _paired_means(scores, ours, rival)
             row[rival.split("@")[0]] = _paired_tests(both[ours], both[rival])
             if rival.startswith(RIVALS[0]):
                 out["ratios"][st] = (both[ours] / both[rival]).to_dict()
