@@ -3,6 +3,7 @@ and with psilon's default recipe (``default-recipe-30``): the datasets, the expa
 tasks, wine quality as a regression target, the warm path through the estimator and the
 benchmark entry, and a tiny end-to-end run."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -246,9 +247,46 @@ def test_a_killed_warm_path_task_resumes_from_its_checkpoints(tmp_path, data_dir
     assert row["restored_checkpoints"] == 2 and "restored_checkpoints" not in plain  # its fit time is partial
 
 
-def test_checkpoint_dir_needs_the_warm_path():
+def test_a_killed_independent_path_task_resumes_from_its_run_snapshot(tmp_path, data_dir, monkeypatch):
+    """default-recipe-30's networks train all lambdas in one stacked run: a task killed midway
+    goes on from its last snapshot when re-run, with the uninterrupted result."""
+    from psilon.bench.runner import CHECKPOINTS_DIR, STORE_NAME
+    from psilon.bench.store import ResultStore
+    from psilon.train.checkpoint import RunCheckpoint
+    from psilon.train.loop import TrainLoop
+
+    p = PROTOCOLS["default-recipe-30"]
+    net = _shrunk(next(m for m in p.models if m.label == "psilon-net"), **TINY, patience=None)
+    assert net.params.get("path", "independent") == "independent"
+    one = Protocol(p.name, p.description, ("pmlb:hypothyroid",), (net,), dataclasses.replace(p.split, seeds=(0,)),
+                   p.preprocessing)
+    task = Task(one.name, "pmlb:hypothyroid", 0, net, one.split, one.preprocessing)
+    plain = execute_task(task, str(data_dir), threads=1)
+    real, steps = TrainLoop._step, []
+
+    def step(self, i):
+        steps.append(i)
+        if len(steps) == 30:
+            raise KeyboardInterrupt("simulated kill")
+        return real(self, i)
+
+    monkeypatch.setattr(TrainLoop, "_step", step)
+    monkeypatch.setattr(RunCheckpoint, "due", lambda self: True)
+    folder = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_protocol(one, folder, data_dir=data_dir, progress=False)
+    saved = folder / CHECKPOINTS_DIR / task.key
+    assert [f.name for f in saved.iterdir()] == ["run.pt"]
+
+    steps.clear()
+    summary = run_protocol(one, folder, data_dir=data_dir, progress=False)
+    assert summary.ok == 1 and steps[0] > 0 and len(steps) < 40  # went on from its snapshot
+    (row,) = ResultStore(folder / STORE_NAME).rows()
+    assert row["metrics"] == plain["metrics"] and row["path"] == plain["path"]
+    assert not saved.exists() and row["restored_checkpoints"] == 1
+
+
+def test_checkpoint_dir_must_be_a_folder_path():
     X, y = make_regression(n_samples=60, n_features=3, random_state=0)
-    with pytest.raises(ValueError, match="checkpoint_dir needs path='warm'"):
-        PSiLONRegressor(checkpoint_dir="somewhere", max_steps=5, width=4).fit(X, y)
     with pytest.raises(ValueError, match="checkpoint_dir must be None or a folder path"):
         PSiLONRegressor(checkpoint_dir=3, path="warm", max_steps=5, width=4).fit(X, y)

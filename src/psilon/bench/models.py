@@ -263,7 +263,7 @@ def fit_psilon(X_train, y_train, X_val, y_val, task, params, *, variant: str) ->
     ``batch_size``, ``selection="holdout"``, ``architecture``), the variant's settings
     (``architecture="mlp"|"resnet"``; StandardNet adds ``model="standard"``) and
     ``random_state``; then calls ``fit(X_train, y_train, eval_set=(X_val, y_val))``. The runner
-    passes ``checkpoint_dir`` (a folder of the task's own), used by the warm path only.
+    passes ``checkpoint_dir`` (a folder of the task's own): a killed task resumes there.
 
     Read back with defaults: ``lambda_`` (selected lambda), ``path_`` (DataFrame of the
     validation score per lambda), ``lipschitz_bound_``, ``near_sparsity_`` and
@@ -272,8 +272,6 @@ def fit_psilon(X_train, y_train, X_val, y_val, task, params, *, variant: str) ->
     from psilon.estimators import PSiLONClassifier, PSiLONRegressor  # bench sits above estimators
 
     kwargs = {**PAPER_RECIPE, **dict(params), **_PSILON_VARIANTS[variant]}
-    if kwargs.get("path", "independent") != "warm":
-        kwargs.pop("checkpoint_dir", None)  # only the warm path has finished lambdas to save
     cls = PSiLONClassifier if _is_classification(task) else PSiLONRegressor
     model = cls(**kwargs)
     model.fit(X_train, y_train, eval_set=(X_val, y_val))

@@ -158,17 +158,12 @@ def _device(value, owner: str):
     return value
 
 
-def _checkpoint_dir(value, path: str, owner: str) -> str | None:
-    """``None`` or a folder for the warm path's checkpoints."""
+def _checkpoint_dir(value, owner: str) -> str | None:
+    """``None`` or a folder for the lambda path's checkpoints."""
     if value is None:
         return None
     if not isinstance(value, (str, os.PathLike)) or not str(value):
         raise ValueError(f"{owner}: checkpoint_dir must be None or a folder path, got {value!r}")
-    if path != "warm":
-        raise ValueError(
-            f"{owner}: checkpoint_dir needs path='warm' (the independent path trains every lambda in one run, "
-            "so it has no finished lambda to save): set path='warm' or checkpoint_dir=None"
-        )
     return os.fspath(value)
 
 
@@ -207,5 +202,5 @@ def check_params(params: dict, *, owner: str) -> FitParams:
         device=_device(params["device"], owner),
         halving=check_bool("halving", params["halving"], owner=owner),
         lipschitz_max=_lipschitz_max(params.get("lipschitz_max"), owner),
-        checkpoint_dir=_checkpoint_dir(params.get("checkpoint_dir"), choices["path"], owner),
+        checkpoint_dir=_checkpoint_dir(params.get("checkpoint_dir"), owner),
     )

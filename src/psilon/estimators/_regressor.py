@@ -55,11 +55,13 @@ class PSiLONRegressor(RegressorMixin, _PSiLONBase):
     prune : ``False``; ``True`` prunes over the last 20% of steps; an int: that many steps.
     path : ``'independent'`` (every lambda from the same init, one stacked run) or
         ``'warm'`` (the reference code's sequential warm-started path).
-    checkpoint_dir : ``None`` or a folder (``path='warm'`` only): each finished lambda of
-        the path is saved there, and a fit with the same data and parameters loads the
-        saved lambdas instead of training them again, so an interrupted fit resumes with
-        the result of an uninterrupted one (:mod:`psilon.train.checkpoint`). The folder is
-        kept; delete it when done.
+    checkpoint_dir : ``None`` or a folder for the lambda path's checkpoints: with
+        ``path='warm'`` each finished lambda is saved there, with ``'independent'`` a
+        snapshot of the stacked run every few minutes. A fit with the same data and
+        parameters loads them instead of training that part again, so an interrupted fit
+        resumes with the result of an uninterrupted one (:mod:`psilon.train.checkpoint`).
+        The refit after cross-validation is not checkpointed. The folder is kept; delete
+        it when done.
     lr_step_every, final_div_factor : schedule details (the reference code steps its
         one-cycle schedule once per epoch of 5 batches and ends near ``lr / 20 / 2``).
     preprocessor : ``None`` (default preprocessing), ``'passthrough'``, or a transformer.

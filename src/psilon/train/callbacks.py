@@ -4,7 +4,8 @@ A :class:`Callback` sees the :class:`~psilon.train.loop.TrainLoop` at five momen
 ``on_train_begin``, ``on_step_begin(step)`` (before the batch is drawn, after the
 learning rate is set), ``on_step_end(step)`` (after the optimizer step),
 ``on_evaluation(done)`` (after the members' validation losses were recorded in
-``loop.tracker``) and ``on_train_end``. A callback may change the working network in
+``loop.tracker``) and ``on_train_end``. A snapshot of the run (:class:`~psilon.train.checkpoint.RunCheckpoint`)
+keeps each callback's :meth:`Callback.state_dict` (its attributes by default). A callback may change the working network in
 place (pruning, projection) or stop members with ``loop.stop_members``; it must not
 replace ``loop.work.net`` itself. Features of the loop are callbacks:
 
@@ -39,6 +40,13 @@ class Callback:
 
     def on_train_end(self, loop) -> None:
         pass
+
+    def state_dict(self) -> dict:
+        """What a snapshot of the run keeps of this callback (default: its attributes)."""
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self).update(state)
 
 
 class Pruning(Callback):
@@ -110,7 +118,8 @@ class Progress(Callback):
     def on_train_begin(self, loop) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=loop.max_steps, desc=f"training {loop.n_members} member(s)", unit="step")
+        self.bar = tqdm(total=loop.max_steps, initial=loop.steps_done, desc=f"training {loop.n_members} member(s)",
+                        unit="step")
 
     def on_step_end(self, loop, step: int) -> None:
         self.bar.update(1)
@@ -123,3 +132,6 @@ class Progress(Callback):
 
     def on_train_end(self, loop) -> None:
         self.bar.close()
+
+    def state_dict(self) -> dict:
+        return {}  # the bar is made anew (at the resumed step) by on_train_begin

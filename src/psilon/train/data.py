@@ -40,6 +40,15 @@ class BatchStream:
         self.perm = rows[:0].to(device)
         self.pos = 0
 
+    def state(self) -> tuple:
+        """Where the stream is: generator state, current permutation, position (a snapshot)."""
+        return self.gen.get_state(), self.perm, self.pos
+
+    def set_state(self, state: tuple) -> None:
+        gen_state, perm, pos = state
+        self.gen.set_state(gen_state.cpu())
+        self.perm, self.pos = perm.to(self.device), int(pos)
+
     def next(self) -> Tensor:
         if self.pos + self.size > self.perm.numel():
             self.perm = self.rows[torch.randperm(self.rows.numel(), generator=self.gen)].to(self.device)

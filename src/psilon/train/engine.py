@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,9 @@ from .data import prepare_data, trivial_loss
 from .loop import TrainLoop
 from .runtime import resolve_device
 from .tracker import MemberTracker
+
+if TYPE_CHECKING:  # checkpoint.py imports this module
+    from .checkpoint import RunCheckpoint
 
 __all__ = ["COMPILE_MIN_STEPS", "TrainOptions", "TrainResult", "train_members"]
 
@@ -217,6 +221,7 @@ def train_members(
     val_indices: Sequence | None = None,
     folds: Sequence[int] | None = None,
     callbacks: Sequence[Callback] = (),
+    checkpoint: RunCheckpoint | None = None,
     **options,
 ) -> TrainResult:
     """Train the K members of ``net`` at once (one lambda and optionally one row set each).
@@ -234,6 +239,9 @@ def train_members(
             exclusive with ``val_data``.
         folds: optional fold number per member (only reported).
         callbacks: extra :class:`~psilon.train.callbacks.Callback` objects.
+        checkpoint: a :class:`~psilon.train.checkpoint.RunCheckpoint`: the run is
+            snapshotted as it goes and starts from the snapshot it holds (same result as
+            an uninterrupted run). :func:`~psilon.train.lambda_path` makes one from a folder.
         **options: the recipe, see :class:`TrainOptions` (``max_steps``, ``learning_rate``,
             ``restore``, ``patience``, ``prune_steps``, ``device``, ...).
 
@@ -253,7 +261,8 @@ def train_members(
                             keep_best=opt.restore == "best" or opt.patience is not None)
     loop = TrainLoop(net, data, tracker, lambdas=lam, max_steps=opt.max_steps, eval_every=opt.eval_every,
                      schedule=opt.schedule(), callbacks=opt.callbacks(callbacks), shrink=opt.shrink,
-                     length_lr_scale=opt.length_lr_scale, compiled=opt.compiled, monitor=opt.monitor)
+                     length_lr_scale=opt.length_lr_scale, compiled=opt.compiled, monitor=opt.monitor,
+                     checkpoint=checkpoint)
     loop.run()
     if opt.failure_check:
         tracker.check_runaway(loop.first_data, loop.last_data, trivial_loss(data.y, loss), loop.steps_done)

@@ -23,6 +23,8 @@ read at the next evaluation, every ``eval_every`` steps.
 
 from __future__ import annotations
 
+import pickle
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,6 +115,10 @@ def _take_optimizer(old: torch.optim.Optimizer, old_net, new_net, idx: Tensor) -
     return opt
 
 
+#: Per-member tensors of :class:`_Work` (restored as they are by a snapshot).
+_WORK_TENSORS = ("lam", "group_index", "val_masks", "alive", "diverged_at", "acc", "acc_data")
+
+
 @dataclass
 class _Work:
     """The working network (members still training) and its per-member tensors."""
@@ -142,10 +148,10 @@ class _Work:
         self.optimizer = _take_optimizer(self.optimizer, self.net, new_net, idx)
         self.net = new_net
         self.members = self.members[local]
-        for name in ("lam", "group_index", "alive", "diverged_at", "acc", "acc_data"):
-            setattr(self, name, getattr(self, name).index_select(0, idx))
-        if self.val_masks is not None:
-            self.val_masks = self.val_masks.index_select(0, idx)
+        for name in _WORK_TENSORS:
+            value = getattr(self, name)
+            if value is not None:  # val_masks: only when members validate on their own rows
+                setattr(self, name, value.index_select(0, idx))
 
 
 class TrainLoop:
@@ -154,8 +160,10 @@ class TrainLoop:
     def __init__(self, net: WeightNormNet, data: TrainData, tracker: MemberTracker, *, lambdas: np.ndarray,
                  max_steps: int, eval_every: int, schedule: dict, callbacks: list[Callback],
                  shrink: bool = True, length_lr_scale: float = 1.0, compiled: bool = False,
-                 monitor: str = "data") -> None:
+                 monitor: str = "data", checkpoint=None) -> None:
         self.full = net
+        self.length_lr_scale = length_lr_scale
+        self.checkpoint = checkpoint  # a RunCheckpoint (snapshots), or None
         self.data = data
         self.tracker = tracker
         self.max_steps = max_steps
@@ -256,11 +264,14 @@ class TrainLoop:
 
     # ------------------------------------------------------------------ run
     def run(self) -> None:
+        saved = None if self.checkpoint is None else self.checkpoint.load(self.full.embed.direction.device)
+        if saved is not None:
+            self._resume(saved)
         self.work.net.train()
         try:
             for cb in self.callbacks:
                 cb.on_train_begin(self)
-            for step in range(self.max_steps):
+            for step in range(self.steps_done, self.max_steps):
                 if not self._one_step(step):
                     break
         finally:
@@ -283,7 +294,52 @@ class TrainLoop:
         for cb in self.callbacks:
             cb.on_evaluation(self, done)
         self._drop_finished()
-        return bool(self.tracker.running().any())
+        running = bool(self.tracker.running().any())
+        if running and self.checkpoint is not None and self.checkpoint.due():
+            self._snapshot()
+        return running
+
+    # ------------------------------------------------------------------ snapshots
+    def state(self) -> dict:
+        """Everything the run needs to go on from here (taken right after an evaluation)."""
+        w = self.work
+        work = {name: getattr(w, name) for name in _WORK_TENSORS} | {
+            "members": w.members, "acc_n": w.acc_n, "optimizer": w.optimizer.state_dict(),
+            "net": None if w.net is self.full else w.net.state_dict(),
+        }
+        return {
+            "steps_done": self.steps_done, "member_steps": self.member_steps, "first_data": self.first_data,
+            "last_data": self.last_data, "frozen": self.frozen, "full": self.full.state_dict(), "work": work,
+            "tracker": dict(vars(self.tracker)), "streams": [s.state() for s in self.data.streams],
+            "callbacks": [cb.state_dict() for cb in self.callbacks],
+        }
+
+    def _resume(self, state: dict) -> None:
+        """Continue from :meth:`state`'s snapshot (same data, members and options)."""
+        w, ws = self.work, state["work"]
+        self.full.load_state_dict(state["full"])
+        if ws["net"] is not None:  # members had left: rebuild the working network and its Adam
+            w.net = network_from_state(self.full, len(ws["members"]), ws["net"]).set_compiled_kernels(w.compiled)
+            w.optimizer = make_optimizer(w.net, self.schedule["lr"], length_lr_scale=self.length_lr_scale)
+        w.optimizer.load_state_dict(ws["optimizer"])
+        for name in _WORK_TENSORS:
+            setattr(w, name, ws[name])
+        w.members, w.acc_n = ws["members"], ws["acc_n"]
+        vars(self.tracker).update(state["tracker"])
+        for stream, saved in zip(self.data.streams, state["streams"], strict=True):
+            stream.set_state(saved)
+        for cb, saved in zip(self.callbacks, state["callbacks"], strict=True):
+            cb.load_state_dict(saved)
+        self.steps_done, self.member_steps = state["steps_done"], state["member_steps"]
+        self.first_data, self.last_data, self.frozen = state["first_data"], state["last_data"], state["frozen"]
+
+    def _snapshot(self) -> None:
+        try:
+            self.checkpoint.save(self.state())
+        except (TypeError, AttributeError, pickle.PicklingError) as exc:  # e.g. a callback holding a file
+            warnings.warn(f"psilon: the training run cannot be snapshotted ({type(exc).__name__}: {exc}); "
+                          "it goes on without snapshots", RuntimeWarning, stacklevel=2)
+            self.checkpoint = None
 
     def _write_back(self) -> None:
         """Copy the working members' final parameters (and the frozen ones) into the caller's network."""

@@ -25,7 +25,7 @@ from psilon.nn import PSiLONNet, PSiLONResNet, StandardNet, WeightNormNet
 from psilon.nn.checks import check_choice, check_lambdas
 from psilon.nn.init import init_lengths_
 
-from .checkpoint import WarmCheckpoint, fingerprint
+from .checkpoint import RunCheckpoint, WarmCheckpoint, fingerprint
 from .engine import TrainResult, train_members
 from .loop import network_from_state, take_members
 
@@ -173,9 +173,10 @@ def lambda_path(
         path: ``'independent'`` or ``'warm'``.
         network: ablation options of the network (``norm``, ``shared``, ``penalty``,
             ``bound``), see :func:`build_network`.
-        checkpoint: a folder (``path='warm'`` only) where each finished lambda is saved; a
-            later call with the same data and settings loads those and trains only the
-            rest, with the same result as an uninterrupted run (see
+        checkpoint: a folder for the path's checkpoints. The warm path saves each finished
+            lambda there; the independent path snapshots its stacked run every few
+            minutes. A later call with the same data and settings loads them and trains
+            only the rest, with the same result as an uninterrupted run (see
             :mod:`~psilon.train.checkpoint`). The files stay: delete the folder when done.
         **train_kwargs: passed to :func:`~psilon.train.train_members` (``max_steps``,
             ``batch_size``, ``learning_rate``, ``eval_every``, ``restore``, ``patience``,
@@ -193,11 +194,6 @@ def lambda_path(
         raise ValueError("pass either folds or val_data, not both")
     n_folds = 1 if folds is None else len(folds)
     kw = dict(loss=loss, **train_kwargs)
-    if checkpoint is not None and path != "warm":
-        raise ValueError(
-            "checkpoint needs path='warm' (the independent path trains every lambda in one run, "
-            "so it has no finished lambda to save): drop checkpoint or use path='warm'"
-        )
     if path == "warm":
         start = build_network(model, X_arr.shape[1], out_features, architecture=architecture, width=width,
                               depth=depth, members=None, seed=seed, init=init, **(network or {}))
@@ -208,6 +204,9 @@ def lambda_path(
     net = build_network(model, X_arr.shape[1], out_features, architecture=architecture, width=width, depth=depth,
                         members=n_folds * grid.size, seed=seed, init=init, **(network or {}))
     member_lambdas = np.tile(grid, n_folds)
+    if checkpoint is not None:
+        kw["checkpoint"] = RunCheckpoint(
+            checkpoint, fingerprint(net, X_arr, y, member_lambdas, folds, val_data, seed, kw, kind="run"))
     if folds is None:
         return train_members(net, X_arr, y, lambdas=member_lambdas, val_data=val_data, seed=seed, **kw)
     return train_members(
