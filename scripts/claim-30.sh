@@ -13,6 +13,7 @@
 # the rest later. Usage:
 #
 #   scripts/claim-30.sh            # start or resume both lanes in the background
+#   scripts/claim-30.sh start lane1   # only one lane (e.g. after stopping it to pick up new code)
 #   scripts/claim-30.sh reports    # copy the finished end points, write the four reports
 #
 # Logs: results-logs/claim-30-lane{1,2}.log (git-ignored).
@@ -57,19 +58,31 @@ reports() {
     "$PSILON" report "$R/paper-exact" "$R/default-recipe-30" "$R/recipe-ablation" --out "$R/claim-30"
 }
 
+start_lane() {  # start_lane lane1|lane2 [store pattern]: refuses if that lane's stores are being run
+    if pgrep -f "psilon bench ($2) " > /dev/null; then
+        echo "claim-30: a run of $1's stores is already going (pgrep -af 'psilon bench'); not starting another" >&2
+        return 1
+    fi
+    mkdir -p results-logs
+    case $1 in
+        lane1) nohup bash -c "$(declare -f ablation_ends lane1); $(declare -p PSILON R RUN MIDDLE ENDS); lane1" \
+                   >> results-logs/claim-30-lane1.log 2>&1 & ;;
+        lane2) nohup bash -c "$(declare -f lane2); $(declare -p PSILON R SIX RUN); lane2" \
+                   >> results-logs/claim-30-lane2.log 2>&1 & ;;
+    esac
+}
+
 case "${1:-start}" in
     start)
-        if pgrep -f "psilon bench (paper-exact|default-recipe-30|recipe-ablation) " > /dev/null; then
-            echo "claim-30: a run of these stores is already going (pgrep -af 'psilon bench'); not starting another" >&2
-            exit 1
-        fi
-        mkdir -p results-logs
-        nohup bash -c "$(declare -f ablation_ends lane1); $(declare -p PSILON R RUN MIDDLE ENDS); lane1" \
-            >> results-logs/claim-30-lane1.log 2>&1 &
-        nohup bash -c "$(declare -f lane2); $(declare -p PSILON R SIX RUN); lane2" \
-            >> results-logs/claim-30-lane2.log 2>&1 &
-        echo "claim-30: lanes started; logs in results-logs/, progress: $0 reports"
+        case "${2:-both}" in
+            both) start_lane lane1 "default-recipe-30|recipe-ablation|paper-exact" || exit 1
+                  start_lane lane2 "paper-exact|default-recipe-30|recipe-ablation" ;;
+            lane1) start_lane lane1 "default-recipe-30|recipe-ablation" ;;
+            lane2) start_lane lane2 "paper-exact" ;;
+            *) echo "usage: $0 start [lane1|lane2]" >&2; exit 2 ;;
+        esac
+        echo "claim-30: ${2:-both lanes} started; logs in results-logs/, progress: $0 reports"
         ;;
     reports) reports ;;
-    *) echo "usage: $0 [start|reports]" >&2; exit 2 ;;
+    *) echo "usage: $0 [start [lane1|lane2]|reports]" >&2; exit 2 ;;
 esac
