@@ -6,6 +6,7 @@
 #
 #   lane 1: recipe-ablation's middle steps, then default-recipe-30 (split 0 first, then 1-2)
 #   lane 2: paper-exact on the 6 ablation sets, then on all 30
+#   (once paper-exact is complete, lane 1 runs default-recipe-30 with two jobs: both cores)
 #
 # The ablation's end points are other stores' fits: @tabular is paper-tabular's, @exact is
 # paper-exact's. Lane 1 never runs them: it copies what paper-exact has finished
@@ -32,14 +33,28 @@ ablation_ends() {
     "$PSILON" bench recipe-ablation --out "$R/recipe-ablation" "${RUN[@]}" "${ENDS[@]}" --reuse-only
 }
 
+tasks_left() {  # tasks_left PROTOCOL: how many of its tasks its store lacks
+    "$(dirname "$PSILON")/python" -c '
+import sys
+from psilon.bench.protocols import PROTOCOLS
+from psilon.bench.store import ResultStore
+name, store = sys.argv[1], sys.argv[2]
+done = ResultStore(f"{store}/results.jsonl").finished_keys()
+print(sum(t.key not in done for t in PROTOCOLS[name].tasks()))' "$1" "$R/$1"
+}
+
 lane1() {
     ablation_ends
     "$PSILON" bench recipe-ablation --out "$R/recipe-ablation" "${RUN[@]}" "${ENDS[@]}" \
         --models "linear,random-forest,$MIDDLE"
     ablation_ends
-    "$PSILON" bench default-recipe-30 --out "$R/default-recipe-30" "${RUN[@]}" --splits 0 \
+    # Lane 2 ends with paper-exact: once it is complete, default-recipe-30 takes both cores
+    # (the later --jobs overrides the one in RUN).
+    local jobs=(--jobs 1)
+    if [ "$(tasks_left paper-exact)" = 0 ]; then jobs=(--jobs 2); fi
+    "$PSILON" bench default-recipe-30 --out "$R/default-recipe-30" "${RUN[@]}" "${jobs[@]}" --splits 0 \
         --reuse "$R/paper-tabular" --reuse "$R/paper-exact"
-    "$PSILON" bench default-recipe-30 --out "$R/default-recipe-30" "${RUN[@]}" \
+    "$PSILON" bench default-recipe-30 --out "$R/default-recipe-30" "${RUN[@]}" "${jobs[@]}" \
         --reuse "$R/paper-tabular" --reuse "$R/paper-exact"
 }
 
@@ -65,7 +80,7 @@ start_lane() {  # start_lane lane1|lane2 [store pattern]: refuses if that lane's
     fi
     mkdir -p results-logs
     case $1 in
-        lane1) nohup bash -c "$(declare -f ablation_ends lane1); $(declare -p PSILON R RUN MIDDLE ENDS); lane1" \
+        lane1) nohup bash -c "$(declare -f ablation_ends tasks_left lane1); $(declare -p PSILON R RUN MIDDLE ENDS); lane1" \
                    >> results-logs/claim-30-lane1.log 2>&1 & ;;
         lane2) nohup bash -c "$(declare -f lane2); $(declare -p PSILON R SIX RUN); lane2" \
                    >> results-logs/claim-30-lane2.log 2>&1 & ;;
