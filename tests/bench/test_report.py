@@ -432,8 +432,9 @@ def _steps_rows():
         for step, won in wins.items():
             if step == "schedule" and i == 5:
                 continue
-            rows.append(_row(d, f"standard-net@{step}", 1.0))
-            rows.append(_row(d, f"psilon-net@{step}", 0.9 if i in won else 1.2))
+            rows.append({**_row(d, f"standard-net@{step}", 1.0), "selected": {"lambda": 0.01}})
+            lam = 5e-05 if step == "tabular" else 0.0025  # the tabular step picks the grid's smallest
+            rows.append({**_row(d, f"psilon-net@{step}", 0.9 if i in won else 1.2), "selected": {"lambda": lam}})
     return [{**r, "protocol": "recipe-ablation"} for r in rows]
 
 
@@ -453,6 +454,10 @@ def test_recipe_steps_count_wins_per_step_in_the_ablations_order(tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert "### PSiLON Net at each step of the recipe" in text
     assert "| exact | 6 | 5 | 0 | 1 |" in text and "| schedule | 5 | 3 | 0 | 2 |" in text
+    assert s["recipe_steps"]["lambdas"]["tabular"]["psilon-net"]["d0"] == 5e-05
+    assert "d5" not in s["recipe_steps"]["lambdas"]["schedule"]["psilon-net"]
+    assert "| d0 | 5e-05 (end) / 0.01 | 0.0025 / 0.01 | 0.0025 / 0.01 | 0.0025 / 0.01 |" in text
+    assert "| d5 | 5e-05 (end) / 0.01 | – / – | 0.0025 / 0.01 |" in text
     assert (tmp_path / "plots" / "recipe_steps_recipe-ablation.png").stat().st_size > 1000
 
 

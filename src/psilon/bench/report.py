@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from psilon.bench.protocols import RECIPE_ABLATION_STEPS, SplitSpec, canonical_json
+from psilon.bench.protocols import PAPER_LAMBDAS, RECIPE_ABLATION_STEPS, SplitSpec, canonical_json
 from psilon.bench.store import ResultStore, atomic_write_bytes, atomic_write_text
 from psilon.recovery.options import prepare_out_dir
 
@@ -711,9 +711,10 @@ def _recipe_steps(part: pd.DataFrame) -> dict[str, Any] | None:
         return None
     known = [name for name, _, _ in RECIPE_ABLATION_STEPS]
     steps.sort(key=lambda st: (known.index(st) if st in known else len(known), st))
-    out: dict[str, Any] = {"steps": [], "ratios": {}}
+    out: dict[str, Any] = {"steps": [], "ratios": {}, "lambdas": {}}
     for st in steps:
         ours = f"{PSILON}@{st}"
+        out["lambdas"][st] = {net: _selected_lambdas(part, f"{net}@{st}") for net in (PSILON, RIVALS[0])}
         row: dict[str, Any] = {"step": st}
         for rival in (f"{RIVALS[0]}@{st}", RIVALS[1]):
             if rival not in scores.columns:
@@ -724,6 +725,31 @@ def _recipe_steps(part: pd.DataFrame) -> dict[str, Any] | None:
                 out["ratios"][st] = (both[ours] / both[rival]).to_dict()
         out["steps"].append(row)
     return out
+
+
+def _selected_lambdas(part: pd.DataFrame, label: str) -> dict[str, float]:
+    """Dataset -> the lambda model ``label`` selected (on its first split), where it selected one."""
+    rows = part[part["model"] == label].sort_values("split_id")
+    chosen = {d: g["selected"].iloc[0].get("lambda") for d, g in rows.groupby("dataset")}
+    return {d: lam for d, lam in chosen.items() if lam is not None}
+
+
+def _recipe_lambda_lines(r: dict[str, Any], datasets: list[str], steps: list[str]) -> list[str]:
+    """Per dataset and step: the lambda PSiLON Net / StandardNet selected, with the grid's ends marked."""
+    grid = (min(PAPER_LAMBDAS), max(PAPER_LAMBDAS))
+
+    def cell(lam):
+        return "–" if lam is None else _fmt_setting(lam) + (" (end)" if lam in grid else "")
+
+    lines = ["", f"Selected lambda per dataset, PSiLON Net / StandardNet (on the first split; \"(end)\": the grid's "
+                 f"smallest or largest lambda, {_fmt_setting(grid[0])} or {_fmt_setting(grid[1])}, so the best lambda "
+                 "may lie outside the grid).", "",
+             "| dataset | " + " | ".join(steps) + " |", "|---|" + "---:|" * len(steps)]
+    for d in datasets:
+        cells = [f"{cell(r['lambdas'][st][PSILON].get(d))} / {cell(r['lambdas'][st][RIVALS[0]].get(d))}"
+                 for st in steps]
+        lines.append(f"| {d} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _recipe_steps_lines(r: dict[str, Any] | None) -> list[str]:
@@ -754,7 +780,7 @@ def _recipe_steps_lines(r: dict[str, Any] | None) -> list[str]:
               "| dataset | " + " | ".join(steps) + " |", "|---|" + "---:|" * len(steps)]
     for d in datasets:
         lines.append(f"| {d} | " + " | ".join(_fmt(r["ratios"].get(st, {}).get(d), 3) for st in steps) + " |")
-    return lines + [""]
+    return lines + _recipe_lambda_lines(r, datasets, steps) + [""]
 
 
 def _recipe_steps_plot(r: dict[str, Any] | None, protocol: str, plots: Path) -> list[str]:
