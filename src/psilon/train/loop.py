@@ -336,7 +336,7 @@ class TrainLoop:
     def _snapshot(self) -> None:
         try:
             self.checkpoint.save(self.state())
-        except (TypeError, AttributeError, pickle.PicklingError) as exc:  # e.g. a callback holding a file
+        except (TypeError, AttributeError, pickle.PicklingError, OSError) as exc:  # an unpicklable callback, a full disk
             warnings.warn(f"psilon: the training run cannot be snapshotted ({type(exc).__name__}: {exc}); "
                           "it goes on without snapshots", RuntimeWarning, stacklevel=2)
             self.checkpoint = None
