@@ -104,6 +104,27 @@ def fingerprint(start: WeightNormNet, X, y, grid, folds, val_data, seed: int, op
     return h.hexdigest()
 
 
+def _write(path: Path, record: dict) -> None:
+    """``torch.save`` of ``record`` to ``path``, atomically."""
+    buffer = io.BytesIO()
+    torch.save(record, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _read(path: Path, fingerprint: str, device: torch.device | str = "cpu") -> dict | None:
+    """The record in ``path`` (tensors on ``device``) if it carries ``fingerprint``, else
+    ``None`` (missing, damaged or another run's file: work to redo, not an error)."""
+    if not path.is_file():
+        return None
+    try:
+        record = torch.load(path, map_location=device, weights_only=False)
+    except Exception:
+        return None
+    if not isinstance(record, dict) or record.get("fingerprint") != fingerprint:
+        return None
+    return record
+
+
 class WarmCheckpoint:
     """The finished lambdas of one warm path, in ``folder`` (see the module docstring)."""
 
@@ -122,23 +143,15 @@ class WarmCheckpoint:
             "state": {k: v.detach().cpu() for k, v in result.net.state_dict().items()},
             "fields": {name: getattr(result, name) for name in TrainResult.__dataclass_fields__ if name != "net"},
         }
-        buffer = io.BytesIO()
-        torch.save(record, buffer)
-        atomic_write_bytes(self._file(fold, index), buffer.getvalue())
+        _write(self._file(fold, index), record)
 
     def load(self, fold: int, index: int, template: WeightNormNet) -> TrainResult | None:
         """Lambda ``index`` of ``fold`` if a file with this fingerprint holds it, else ``None``.
 
         ``template`` gives the network's class, configuration and device.
         """
-        path = self._file(fold, index)
-        if not path.is_file():
-            return None
-        try:
-            record = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception:  # a damaged file is work to redo, not an error
-            return None
-        if not isinstance(record, dict) or record.get("fingerprint") != self.fingerprint:
+        record = _read(self._file(fold, index), self.fingerprint)
+        if record is None:
             return None
         net = network_from_state(template, record["n_members"], record["state"]).eval()
         return TrainResult(net=net, **record["fields"])
@@ -169,20 +182,11 @@ class RunCheckpoint:
 
     def save(self, state: dict) -> None:
         """Write ``state`` (tensors, arrays and plain data) atomically."""
-        buffer = io.BytesIO()
-        torch.save({"fingerprint": self.fingerprint, "state": state}, buffer)
-        atomic_write_bytes(self.file, buffer.getvalue())
+        _write(self.file, {"fingerprint": self.fingerprint, "state": state})
         self._last = time.monotonic()
 
     def load(self, device: torch.device | str = "cpu") -> dict | None:
         """The saved state (tensors on ``device``) if ``run.pt`` holds one with this
         fingerprint, else ``None``."""
-        if not self.file.is_file():
-            return None
-        try:
-            record = torch.load(self.file, map_location=device, weights_only=False)
-        except Exception:  # a damaged file is work to redo, not an error
-            return None
-        if not isinstance(record, dict) or record.get("fingerprint") != self.fingerprint:
-            return None
-        return record["state"]
+        record = _read(self.file, self.fingerprint, device)
+        return None if record is None else record["state"]
