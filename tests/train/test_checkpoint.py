@@ -17,15 +17,10 @@ from psilon.train import Callback, SuccessiveHalving, lambda_path
 from psilon.train.checkpoint import RunCheckpoint
 from psilon.train.loop import TrainLoop
 
+from _helpers import regression_data
+
 SMALL = dict(width=8, depth=3, max_steps=20, batch_size=16, learning_rate=1e-2, path="warm")
 LAMBDAS = [1e-3, 1e-2, 1e-1]
-
-
-def _data(n=60, d=4, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d)).astype(np.float32)
-    y = (X[:, 0] - 0.5 * X[:, 1] ** 2 + 0.1 * rng.normal(size=n)).astype(np.float32)
-    return X, y
 
 
 def _assert_same(a, b):
@@ -56,7 +51,7 @@ class _CountingTrain:
 
 @pytest.mark.parametrize("folds", [False, True])
 def test_an_interrupted_warm_path_resumes_with_the_uninterrupted_result(tmp_path, monkeypatch, folds):
-    X, y = _data()
+    X, y = regression_data()
     where = dict(folds=[(np.arange(20, 60), np.arange(0, 20)), (np.arange(0, 40), np.arange(40, 60))]) if folds \
         else dict(val_data=(X[:20], y[:20]))
     plain = lambda_path(X, y, lambdas=LAMBDAS, seed=3, **where, **SMALL)
@@ -84,7 +79,7 @@ def test_an_interrupted_warm_path_resumes_with_the_uninterrupted_result(tmp_path
 
 @pytest.mark.parametrize("change", ["seed", "data", "option", "grid"])
 def test_a_checkpoint_of_other_data_or_settings_is_not_used(tmp_path, monkeypatch, change):
-    X, y = _data()
+    X, y = regression_data()
     val = (X[:20], y[:20])
     lambda_path(X, y, lambdas=LAMBDAS, seed=3, val_data=val, checkpoint=tmp_path, **SMALL)
     kw = dict(SMALL, lambdas=LAMBDAS, seed=3, val_data=val)
@@ -106,7 +101,7 @@ def test_a_checkpoint_of_other_data_or_settings_is_not_used(tmp_path, monkeypatc
 
 
 def test_a_damaged_checkpoint_file_is_retrained(tmp_path, monkeypatch):
-    X, y = _data()
+    X, y = regression_data()
     kw = dict(SMALL, lambdas=LAMBDAS, seed=1, val_data=(X[:20], y[:20]))
     plain = lambda_path(X, y, **kw)
     lambda_path(X, y, checkpoint=tmp_path, **kw)
@@ -156,7 +151,7 @@ def _kill_at(monkeypatch, n):
 
 @pytest.mark.parametrize("setting", sorted(RUN_SETTINGS))
 def test_an_interrupted_independent_run_resumes_bit_for_bit(tmp_path, monkeypatch, setting):
-    X, y = _data()
+    X, y = regression_data()
     kw = _run_kw(X, y, setting)
     plain = lambda_path(X, y, **kw)
     monkeypatch.setattr(RunCheckpoint, "due", lambda self: True)  # a snapshot at every evaluation
@@ -179,7 +174,7 @@ def test_an_interrupted_independent_run_resumes_bit_for_bit(tmp_path, monkeypatc
 def test_resuming_equals_the_uninterrupted_run_wherever_it_was_killed(kill, eval_every, every):
     """Whatever the step of the kill and the snapshot interval (0: every evaluation; 1e9:
     never, so the re-run starts over), the resumed run ends where the uninterrupted one does."""
-    X, y = _data(seed=1)
+    X, y = regression_data(seed=1)
     kw = dict(RUN, lambdas=LAMBDAS, seed=2, val_data=(X[:20], y[:20]), eval_every=eval_every, patience=2,
               restore="best")
     plain = lambda_path(X, y, **kw)
@@ -197,7 +192,7 @@ def test_resuming_equals_the_uninterrupted_run_wherever_it_was_killed(kill, eval
 
 @pytest.mark.parametrize("change", ["seed", "data", "grid"])
 def test_a_run_snapshot_of_other_data_or_settings_is_not_used(tmp_path, monkeypatch, change):
-    X, y = _data()
+    X, y = regression_data()
     kw = _run_kw(X, y, "final")
     monkeypatch.setattr(RunCheckpoint, "due", lambda self: True)
     lambda_path(X, y, checkpoint=tmp_path, **kw)  # leaves its last snapshot (step 35)
@@ -215,7 +210,7 @@ def test_a_run_snapshot_of_other_data_or_settings_is_not_used(tmp_path, monkeypa
 
 
 def test_a_damaged_run_snapshot_is_trained_again(tmp_path, monkeypatch):
-    X, y = _data()
+    X, y = regression_data()
     kw = _run_kw(X, y, "final")
     plain = lambda_path(X, y, **kw)
     (tmp_path / "run.pt").write_bytes(b"not a snapshot")
@@ -230,7 +225,7 @@ class _HoldsALock(Callback):
 
 
 def test_a_run_that_cannot_be_snapshotted_warns_and_goes_on(tmp_path, monkeypatch):
-    X, y = _data()
+    X, y = regression_data()
     kw = _run_kw(X, y, "final")
     plain = lambda_path(X, y, **kw)
     monkeypatch.setattr(RunCheckpoint, "due", lambda self: True)

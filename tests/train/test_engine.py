@@ -16,19 +16,9 @@ from psilon.train import PAPER_LAMBDAS, build_network, lambda_path, train_member
 from psilon.train.callbacks import Callback
 from psilon.train.loop import forward_members
 
+from _helpers import max_state_diff, regression_data
+
 SMALL = dict(width=8, depth=3, max_steps=40, batch_size=16, learning_rate=1e-2)
-
-
-def _data(n=60, d=4, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d)).astype(np.float32)
-    y = (X[:, 0] - 0.5 * X[:, 1] ** 2 + 0.1 * rng.normal(size=n)).astype(np.float32)
-    return X, y
-
-
-def _max_diff(a, b):
-    sa, sb = a.state_dict(), b.state_dict()
-    return max((sa[k].double() - sb[k].double()).abs().max().item() for k in sa)
 
 
 @settings(max_examples=6, deadline=None)
@@ -38,18 +28,18 @@ def _max_diff(a, b):
     seed=st.integers(0, 1000),
 )
 def test_each_member_equals_its_lambda_trained_alone(lambdas, architecture, seed):
-    X, y = _data()
+    X, y = regression_data()
     kw = dict(SMALL, architecture=architecture, seed=seed, val_data=(X[:20], y[:20]))
     path = lambda_path(X, y, lambdas=lambdas, **kw)
     for k, lam in enumerate(lambdas):
         alone = lambda_path(X, y, lambdas=lam, **kw)
-        assert _max_diff(path.net.member(k), alone.net.member(0)) < 1e-5
+        assert max_state_diff(path.net.member(k), alone.net.member(0)) < 1e-5
         assert abs(path.val_loss[k] - alone.val_loss[0]) < 1e-5
 
 
 def test_members_with_different_inits_equal_single_training():
     """The engine on any stacked network: member k == net.member(k) trained alone."""
-    X, y = _data()
+    X, y = regression_data()
     torch.manual_seed(1)
     nets = [PSiLONNet(4, 1, width=8, depth=3) for _ in range(3)]
     stacked = stack_members(nets)
@@ -57,11 +47,11 @@ def test_members_with_different_inits_equal_single_training():
     res = train_members(stacked, X, y, lambdas=lams, max_steps=30, batch_size=16, seed=5)
     for k in range(3):
         alone = train_members(nets[k], X, y, lambdas=lams[k], max_steps=30, batch_size=16, seed=5)
-        assert _max_diff(res.net.member(k), alone.net) < 1e-5
+        assert max_state_diff(res.net.member(k), alone.net) < 1e-5
 
 
 def test_cv_folds_as_members():
-    X, y = _data(n=45)
+    X, y = regression_data(n=45)
     folds = [(np.arange(15, 45), np.arange(0, 15)), (np.r_[0:15, 30:45], np.arange(15, 30))]
     lams = [1e-3, 1e-1]
     res = lambda_path(X, y, lambdas=lams, folds=folds, **SMALL)
@@ -70,7 +60,7 @@ def test_cv_folds_as_members():
     for f in range(2):
         for j, lam in enumerate(lams):
             alone = lambda_path(X, y, lambdas=lam, folds=[folds[f]], **SMALL)
-            assert _max_diff(res.net.member(2 * f + j), alone.net.member(0)) < 1e-5
+            assert max_state_diff(res.net.member(2 * f + j), alone.net.member(0)) < 1e-5
             assert abs(res.val_loss[2 * f + j] - alone.val_loss[0]) < 1e-5
     # the validation loss is the fold's own rows
     m = res.net.member(3)
@@ -80,16 +70,16 @@ def test_cv_folds_as_members():
 
 
 def test_deterministic_per_seed():
-    X, y = _data()
+    X, y = regression_data()
     a = lambda_path(X, y, lambdas=[1e-3, 1e-2], seed=3, **SMALL)
     b = lambda_path(X, y, lambdas=[1e-3, 1e-2], seed=3, **SMALL)
     c = lambda_path(X, y, lambdas=[1e-3, 1e-2], seed=4, **SMALL)
-    assert _max_diff(a.net, b.net) == 0.0
-    assert _max_diff(a.net, c.net) > 1e-3
+    assert max_state_diff(a.net, b.net) == 0.0
+    assert max_state_diff(a.net, c.net) > 1e-3
 
 
 def test_diverged_member_is_stopped_reported_and_isolated():
-    X, y = _data()
+    X, y = regression_data()
     torch.manual_seed(0)
     one = PSiLONNet(4, 1, width=8, depth=3)
     net = stack_members([one, one])
@@ -102,11 +92,11 @@ def test_diverged_member_is_stopped_reported_and_isolated():
     assert np.isnan(res.val_loss[1]) and np.isfinite(res.val_loss[0])
     assert set(res.history["member"]) == {0}
     alone = train_members(one, X, y, lambdas=1e-3, val_data=(X[:20], y[:20]), max_steps=30, batch_size=16)
-    assert _max_diff(res.net.member(0), alone.net) < 1e-5
+    assert max_state_diff(res.net.member(0), alone.net) < 1e-5
 
 
 def test_restore_best_keeps_the_lowest_validation_state():
-    X, y = _data()
+    X, y = regression_data()
     Xv, yv = X[:20] + 0.5, y[:20]  # a shifted validation set so the curve is not monotone
     res = lambda_path(X, y, lambdas=[1e-4, 1e-1], val_data=(Xv, yv), restore="best", eval_every=2,
                       **{**SMALL, "learning_rate": 5e-2})
@@ -137,7 +127,7 @@ class _ValObjective(Callback):
 
 @pytest.mark.parametrize("patience", [None, 3])
 def test_monitor_objective_keeps_the_lowest_validation_objective(patience):
-    X, y = _data()
+    X, y = regression_data()
     Xv, yv = X[:20] + 0.5, y[:20]
     cb = _ValObjective(Xv, yv)
     lambdas = [1e-4, 3e-2, 3e-1]
@@ -161,13 +151,13 @@ def test_monitor_objective_keeps_the_lowest_validation_objective(patience):
 
 
 def test_monitor_must_be_known():
-    X, y = _data()
+    X, y = regression_data()
     with pytest.raises(ValueError, match="monitor"):
         lambda_path(X, y, lambdas=[1e-3], val_data=(X, y), monitor="val", **SMALL)
 
 
 def test_early_stopping_per_member():
-    X, y = _data()
+    X, y = regression_data()
     Xv, yv = X[:20] + 1.0, -y[:20]  # validation gets worse as training fits: stops early
     res = lambda_path(X, y, lambdas=[1e-4, 1e-3], val_data=(Xv, yv), patience=2, eval_every=1,
                       **{**SMALL, "max_steps": 200, "learning_rate": 5e-2})
@@ -180,7 +170,7 @@ def test_early_stopping_per_member():
 
 
 def test_pruning_phase_gives_exact_zeros():
-    X, y = _data()
+    X, y = regression_data()
     res = lambda_path(X, y, lambdas=[1e-3, 1e-1], prune_steps=10, **SMALL)
     assert res.net.prune_alpha == 1.0
     assert (exact_sparsity(res.net)["overall"] > 0).all()
@@ -205,7 +195,7 @@ def test_multiclass_and_binary_losses_decrease():
 def test_build_network_models_and_same_init():
     a = build_network("psilon", 4, 1, architecture="resnet", width=8, depth=3, members=3, seed=2)
     assert isinstance(a, PSiLONResNet)
-    assert _max_diff(a.member(0), a.member(2)) == 0.0
+    assert max_state_diff(a.member(0), a.member(2)) == 0.0
     assert isinstance(build_network("standard", 4, 1, width=8, depth=3), StandardNet)
     state = torch.random.get_rng_state()
     build_network("psilon", 4, 1, width=8, seed=9)
@@ -228,17 +218,17 @@ def test_paper_lambdas():
     ],
 )
 def test_errors(kwargs, match):
-    X, y = _data()
+    X, y = regression_data()
     with pytest.raises(ValueError, match=match):
         lambda_path(X, y, **{**SMALL, **kwargs})
 
 
 def test_nan_inputs_rejected():
-    X, y = _data()
+    X, y = regression_data()
     X[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         lambda_path(X, y, lambdas=[1e-3], **SMALL)
-    X, y = _data()
+    X, y = regression_data()
     y[0] = np.inf
     with pytest.raises(ValueError, match="NaN or inf"):
         lambda_path(X, y, lambdas=[1e-3], **SMALL)

@@ -23,19 +23,9 @@ from psilon.train import (
     train_members,
 )
 
+from _helpers import max_state_diff, regression_data
+
 SMALL = dict(width=8, depth=3, max_steps=40, batch_size=16, learning_rate=1e-2)
-
-
-def _data(n=60, d=4, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d)).astype(np.float32)
-    y = (X[:, 0] - 0.5 * X[:, 1] ** 2 + 0.1 * rng.normal(size=n)).astype(np.float32)
-    return X, y
-
-
-def _max_diff(a, b):
-    sa, sb = a.state_dict(), b.state_dict()
-    return max((sa[k].double() - sb[k].double()).abs().max().item() for k in sa)
 
 
 class _StopAt(Callback):
@@ -55,7 +45,7 @@ class _StopAt(Callback):
 
 def test_stopped_members_leave_the_working_network_and_the_rest_is_unchanged():
     """Stopped members shrink K; every member still equals its lambda trained alone."""
-    X, y = _data()
+    X, y = regression_data()
     kw = dict(SMALL, val_data=(X[:20], y[:20]), eval_every=5, max_steps=60, seed=1)
     lams = [1e-4, 1e-2, 3e-1]
     stop = _StopAt(20, [1])
@@ -65,14 +55,14 @@ def test_stopped_members_leave_the_working_network_and_the_rest_is_unchanged():
     assert res.member_steps == 20 * 3 + 40 * 2
     for k, lam in enumerate(lams):
         alone = lambda_path(X, y, lambdas=lam, callbacks=[_StopAt(20, [0] if k == 1 else [])], **kw)
-        assert _max_diff(res.net.member(k), alone.net.member(0)) < 1e-5
+        assert max_state_diff(res.net.member(k), alone.net.member(0)) < 1e-5
         assert res.kept_step[k] == alone.kept_step[0] == (20 if k == 1 else 60)
     no_shrink = lambda_path(X, y, lambdas=lams, shrink=False, callbacks=[_StopAt(20, [1])], **kw)
-    assert _max_diff(res.net, no_shrink.net) < 1e-5
+    assert max_state_diff(res.net, no_shrink.net) < 1e-5
 
 
 def test_early_stopped_members_leave_and_keep_their_best_state():
-    X, y = _data()
+    X, y = regression_data()
     Xv, yv = X[:20] + 1.0, -y[:20]  # validation worsens as training fits: members stop early
     kw = dict(SMALL, val_data=(Xv, yv), patience=2, eval_every=1, max_steps=120, learning_rate=5e-2, seed=1)
     res = lambda_path(X, y, lambdas=[1e-4, 1e-2, 3e-1], **kw)
@@ -87,24 +77,24 @@ def test_take_members_copies_and_repeats():
     net = PSiLONResNet(4, 2, width=6, depth=4, members=3)
     sub = take_members(net, [2, 0, 2])
     assert sub.n_members == 3
-    assert _max_diff(sub.member(0), net.member(2)) == 0.0
-    assert _max_diff(sub.member(1), net.member(0)) == 0.0
+    assert max_state_diff(sub.member(0), net.member(2)) == 0.0
+    assert max_state_diff(sub.member(1), net.member(0)) == 0.0
     with torch.no_grad():
         sub.embed.bias.add_(1.0)
-    assert _max_diff(sub.member(1), net.member(0)) == 1.0  # a copy, not a view
+    assert max_state_diff(sub.member(1), net.member(0)) == 1.0  # a copy, not a view
 
 
 def test_build_network_members_start_equal_without_reinitializing():
     a = build_network("psilon", 4, 1, width=8, depth=3, members=5, seed=3)
     one = build_network("psilon", 4, 1, width=8, depth=3, seed=3)
     for k in range(5):
-        assert _max_diff(a.member(k), one) == 0.0
+        assert max_state_diff(a.member(k), one) == 0.0
 
 
 @settings(max_examples=4, deadline=None)
 @given(architecture=st.sampled_from(["mlp", "resnet"]), seed=st.integers(0, 100))
 def test_warm_path_member_k_starts_from_member_k_minus_1(architecture, seed):
-    X, y = _data()
+    X, y = regression_data()
     lams = [1e-3, 1e-2, 1e-1]
     kw = dict(SMALL, architecture=architecture, val_data=(X[:20], y[:20]))
     warm = lambda_path(X, y, lambdas=lams, path="warm", seed=seed, **kw)
@@ -114,18 +104,18 @@ def test_warm_path_member_k_starts_from_member_k_minus_1(architecture, seed):
     for k, lam in enumerate(lams):
         alone = train_members(take_members(prev, [0]), X, y, lambdas=lam, val_data=(X[:20], y[:20]), seed=seed,
                               **{k2: v for k2, v in SMALL.items() if k2 not in ("width", "depth")})
-        assert _max_diff(warm.net.member(k), alone.net.member(0)) < 1e-6
+        assert max_state_diff(warm.net.member(k), alone.net.member(0)) < 1e-6
         assert warm.status[k] == alone.status[0]
         assert warm.val_loss[k] == pytest.approx(alone.val_loss[0], abs=1e-6, nan_ok=True)
         prev = alone.net
     independent = lambda_path(X, y, lambdas=lams, seed=seed, **kw)
-    assert _max_diff(warm.net.member(0), independent.net.member(0)) < 1e-6  # the first lambda starts cold
-    assert _max_diff(warm.net.member(2), independent.net.member(2)) > 1e-4
+    assert max_state_diff(warm.net.member(0), independent.net.member(0)) < 1e-6  # the first lambda starts cold
+    assert max_state_diff(warm.net.member(2), independent.net.member(2)) > 1e-4
     assert set(warm.history.member) == {0, 1, 2}
 
 
 def test_warm_path_with_folds_runs_one_path_per_fold():
-    X, y = _data(n=45)
+    X, y = regression_data(n=45)
     folds = [(np.arange(15, 45), np.arange(0, 15)), (np.arange(0, 30), np.arange(30, 45))]
     res = lambda_path(X, y, lambdas=[1e-3, 1e-1], folds=folds, path="warm", **SMALL)
     assert res.folds.tolist() == [0, 0, 1, 1]
@@ -150,15 +140,15 @@ def test_runaway_member_fails_with_a_warning():
 
 
 def test_bce_targets_must_be_zero_or_one():
-    X, y = _data()
+    X, y = regression_data()
     labels = np.where(y > 0, 2.0, 0.0).astype(np.float32)
     with pytest.raises(ValueError, match="0 or 1"):
         lambda_path(X, labels, lambdas=[1e-3], loss="bce", **SMALL)
 
 
 def test_successive_halving_drops_members_far_behind():
-    X, y = _data(n=120)
-    Xv, yv = _data(n=60, seed=1)
+    X, y = regression_data(n=120)
+    Xv, yv = regression_data(n=60, seed=1)
     lams = [1e-4, 1e-3, 3e-1, 5e-1]  # the two largest lambdas underfit badly
     res = lambda_path(X, y, lambdas=lams, val_data=(Xv, yv), restore="best", eval_every=5,
                       callbacks=[SuccessiveHalving(at=(0.3,), tolerance=0.05, keep=2)],
@@ -173,7 +163,7 @@ def test_successive_halving_drops_members_far_behind():
 
 
 def test_projected_training_keeps_unit_l1_rows_and_learns():
-    X, y = _data()
+    X, y = regression_data()
     res = lambda_path(X, y, lambdas=[1e-4], projected=True, val_data=(X, y), eval_every=5, **SMALL)
     for layer in res.net.layers():
         norms = layer.direction.detach().abs().sum(-1)
@@ -183,7 +173,7 @@ def test_projected_training_keeps_unit_l1_rows_and_learns():
 
 
 def test_schedule_stepped_per_epoch():
-    X, y = _data()
+    X, y = regression_data()
     seen = []
 
     class Lr(Callback):
@@ -196,7 +186,7 @@ def test_schedule_stepped_per_epoch():
 
 
 def test_length_learning_rate_group():
-    X, y = _data()
+    X, y = regression_data()
     seen = {}
 
     class Groups(Callback):
@@ -208,7 +198,7 @@ def test_length_learning_rate_group():
     assert seen[10.0] == pytest.approx(10 * seen[1.0])
     a = lambda_path(X, y, lambdas=[1e-3], **SMALL)
     b = lambda_path(X, y, lambdas=[1e-3], length_lr_scale=1.0, **SMALL)
-    assert _max_diff(a.net, b.net) == 0.0
+    assert max_state_diff(a.net, b.net) == 0.0
 
 
 @pytest.mark.parametrize("cls", [PSiLONNet, PSiLONResNet, StandardNet])
@@ -255,7 +245,7 @@ def test_open_init_opens_only_the_residual_blocks(cls):
 
 
 def test_options_are_validated_once_with_clear_errors():
-    X, y = _data()
+    X, y = regression_data()
     net = PSiLONNet(4, 1, width=8)
     with pytest.raises(TypeError, match="unknown option"):
         train_members(net, X, y, lambdas=1e-3, max_step=10)
@@ -273,7 +263,7 @@ def test_options_are_validated_once_with_clear_errors():
 
 
 def test_devices():
-    X, y = _data()
+    X, y = regression_data()
     res = lambda_path(X, y, lambdas=[1e-3], device="cpu", **SMALL)
     assert res.net.embed.direction.device.type == "cpu"
     auto = lambda_path(X, y, lambdas=[1e-3], device="auto", **SMALL)
