@@ -461,6 +461,25 @@ def test_recipe_steps_count_wins_per_step_in_the_ablations_order(tmp_path):
     assert (tmp_path / "plots" / "recipe_steps_recipe-ablation.png").stat().st_size > 1000
 
 
+def test_step_changes_compare_each_step_with_the_one_before_on_the_datasets_that_have_both(tmp_path):
+    s = summarize(_steps_rows())["recipe-ablation"]
+    by = {c["step"]: c for c in s["recipe_steps"]["changes"]}
+    assert [(c["before"], c["step"]) for c in s["recipe_steps"]["changes"]] == [
+        ("tabular", "schedule"), ("schedule", "exact"), ("exact", "mystery")]
+    # tabular -> schedule on d0-d4 (d5 has no schedule): only d2 moves, 1.2 -> 0.9, a loss turned win
+    assert (by["schedule"]["datasets"], by["schedule"]["won"], by["schedule"]["lost"]) == (5, 1, 0)
+    assert by["schedule"]["psilon"] == pytest.approx(0.75 ** (1 / 5))
+    assert by["schedule"]["standard"] == pytest.approx(1.0) and by["schedule"]["ratio"] == pytest.approx(0.75 ** (1 / 5))
+    assert (by["exact"]["datasets"], by["exact"]["won"]) == (5, 2) and by["exact"]["ratio"] == pytest.approx(0.75 ** (2 / 5))
+    # exact -> mystery on all 6: d1-d4 go 0.9 -> 1.2, wins turned losses
+    assert (by["mystery"]["datasets"], by["mystery"]["won"], by["mystery"]["lost"]) == (6, 0, 4)
+    assert by["mystery"]["ratio"] == pytest.approx((4 / 3) ** (4 / 6))
+    write_report(_store(tmp_path, _steps_rows()))
+    text = (tmp_path / "report.md").read_text()
+    assert "| exact | schedule | 5 | 0.891 | 1.000 | 0.891 | 2 | 0 |" in text
+    assert "moves PSiLON Net / StandardNet most is **mystery** (×1.211 on 6 datasets" in text
+
+
 def test_no_recipe_steps_without_both_networks_at_a_step(synthetic_store):
     rows = [r for r in _steps_rows() if not r["model"].startswith("standard-net")]
     assert "recipe_steps" not in summarize(rows)["recipe-ablation"]

@@ -724,7 +724,29 @@ def _recipe_steps(part: pd.DataFrame) -> dict[str, Any] | None:
             if rival.startswith(RIVALS[0]):
                 out["ratios"][st] = (both[ours] / both[rival]).to_dict()
         out["steps"].append(row)
+    out["changes"] = _step_changes(scores, steps)
     return out
+
+
+def _step_changes(scores: pd.DataFrame, steps: list[str]) -> list[dict[str, Any]]:
+    """What each step does to the step before it, on the datasets where both networks have
+    finished both steps (mean over the splits all four have): the geometric mean change of
+    PSiLON Net's test metric, of StandardNet's and of their ratio, and how many datasets turn
+    from a loss of PSiLON Net into a win or back."""
+    changes = []
+    for before, step in zip(steps, steps[1:]):
+        cols = [f"{net}@{st}" for st in (before, step) for net in (PSILON, RIVALS[0])]
+        both = scores[cols].dropna().groupby(level="dataset").mean()
+        ours_0, theirs_0, ours_1, theirs_1 = (both[c] for c in cols)
+        row: dict[str, Any] = {"step": step, "before": before, "datasets": int(len(both)),
+                               "won": int(((ours_0 > theirs_0) & (ours_1 < theirs_1)).sum()),
+                               "lost": int(((ours_0 < theirs_0) & (ours_1 > theirs_1)).sum())}
+        for key, new, old in (("psilon", ours_1, ours_0), ("standard", theirs_1, theirs_0),
+                              ("ratio", ours_1 / theirs_1, ours_0 / theirs_0)):
+            positive = len(both) > 0 and bool((new > 0).all() and (old > 0).all())
+            row[key] = float(np.exp(np.log(new / old).mean())) if positive else None
+        changes.append(row)
+    return changes
 
 
 def _selected_lambdas(part: pd.DataFrame, label: str) -> dict[str, float]:
@@ -780,7 +802,29 @@ def _recipe_steps_lines(r: dict[str, Any] | None) -> list[str]:
               "| dataset | " + " | ".join(steps) + " |", "|---|" + "---:|" * len(steps)]
     for d in datasets:
         lines.append(f"| {d} | " + " | ".join(_fmt(r["ratios"].get(st, {}).get(d), 3) for st in steps) + " |")
-    return lines + _recipe_lambda_lines(r, datasets, steps) + [""]
+    return lines + _recipe_lambda_lines(r, datasets, steps) + _step_change_lines(r.get("changes", [])) + [""]
+
+
+def _step_change_lines(changes: list[dict[str, Any]]) -> list[str]:
+    """The table of :func:`_step_changes` and the step that moves the ratio most."""
+    measured = [c for c in changes if c["datasets"] and c["ratio"] is not None]
+    if not measured:
+        return []
+    lines = ["", "What each step changes, on the datasets where both networks have finished it and the step before "
+                 "it: geometric mean of this step's test metric over the previous step's (below 1: lower, i.e. "
+                 "better), for each network and for their ratio; and the datasets where PSiLON Net's loss to "
+                 "StandardNet turned into a win, or its win into a loss.", "",
+             "| step | from | datasets | PSiLON Net | StandardNet | PSiLON Net / StandardNet | loss → win "
+             "| win → loss |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for c in changes:
+        lines.append(f"| {c['step']} | {c['before']} | {c['datasets']} | {_fmt(c['psilon'], 3)} | "
+                     f"{_fmt(c['standard'], 3)} | {_fmt(c['ratio'], 3)} | {c['won']} | {c['lost']} |")
+    most = max(measured, key=lambda c: abs(math.log(c["ratio"])))
+    lines += ["", f"The step that moves PSiLON Net / StandardNet most is **{most['step']}** (×{most['ratio']:.3f} on "
+                  f"{most['datasets']} dataset{'s' if most['datasets'] != 1 else ''}: PSiLON Net ×"
+                  f"{_fmt(most['psilon'], 3)}, StandardNet ×{_fmt(most['standard'], 3)}; "
+                  + ("1 loss turned into a win)." if most["won"] == 1 else f"{most['won']} losses turned into wins).")]
+    return lines
 
 
 def _recipe_steps_plot(r: dict[str, Any] | None, protocol: str, plots: Path) -> list[str]:
