@@ -16,6 +16,7 @@
 #
 #   scripts/claim-30.sh            # start or resume both lanes in the background
 #   scripts/claim-30.sh start lane1   # only one lane (e.g. after stopping it to pick up new code)
+#   scripts/claim-30.sh status     # each store: tasks finished, tasks in flight and how far, the rest's estimate
 #   scripts/claim-30.sh reports    # copy the finished end points, write the four reports
 #
 # Logs: results-logs/claim-30-lane{1,2}.log (git-ignored).
@@ -102,8 +103,9 @@ case "${1:-start}" in
             lane2) start_lane lane2 "paper-exact" ;;
             *) echo "usage: $0 start [lane1|lane2]" >&2; exit 2 ;;
         esac
-        echo "claim-30: ${2:-both lanes} started; logs in results-logs/, progress: $0 reports"
+        echo "claim-30: ${2:-both lanes} started; logs in results-logs/, progress: $0 status"
         ;;
+    status) "$PSILON" status "$R/paper-exact" "$R/recipe-ablation" "$R/default-recipe-30" ;;
     reports) reports ;;
-    *) echo "usage: $0 [start [lane1|lane2]|reports]" >&2; exit 2 ;;
+    *) echo "usage: $0 [start [lane1|lane2]|status|reports]" >&2; exit 2 ;;
 esac

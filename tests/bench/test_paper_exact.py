@@ -215,6 +215,7 @@ def test_a_killed_warm_path_task_resumes_from_its_checkpoints(tmp_path, data_dir
     goes once the row is stored."""
     import psilon.train.path as path_module
     from psilon.bench.runner import CHECKPOINTS_DIR, STORE_NAME
+    from psilon.bench.status import store_status
     from psilon.bench.store import ResultStore
 
     p = PROTOCOLS["paper-exact"]
@@ -236,6 +237,8 @@ def test_a_killed_warm_path_task_resumes_from_its_checkpoints(tmp_path, data_dir
                      data_dir=data_dir, progress=False)
     saved = folder / CHECKPOINTS_DIR / task.key
     assert sorted(f.name for f in saved.glob("*.pt")) == ["fold-1-lambda0.pt", "fold-1-lambda1.pt"]
+    (flight,) = store_status(folder).in_flight  # what `psilon status` says of it
+    assert (flight.task.key, flight.kind, flight.done, flight.total) == (task.key, "warm path", 2, len(psilon.params["lambdas"]))
 
     calls.clear()
     summary = run_protocol(Protocol(p.name, p.description, (task.dataset,), (psilon,), p.split, p.preprocessing),
@@ -251,6 +254,7 @@ def test_a_killed_independent_path_task_resumes_from_its_run_snapshot(tmp_path, 
     """default-recipe-30's networks train all lambdas in one stacked run: a task killed midway
     goes on from its last snapshot when re-run, with the uninterrupted result."""
     from psilon.bench.runner import CHECKPOINTS_DIR, STORE_NAME
+    from psilon.bench.status import store_status
     from psilon.bench.store import ResultStore
     from psilon.train.checkpoint import RunCheckpoint
     from psilon.train.loop import TrainLoop
@@ -277,6 +281,8 @@ def test_a_killed_independent_path_task_resumes_from_its_run_snapshot(tmp_path, 
         run_protocol(one, folder, data_dir=data_dir, progress=False)
     saved = folder / CHECKPOINTS_DIR / task.key
     assert [f.name for f in saved.iterdir()] == ["run.pt"]
+    (flight,) = store_status(folder).in_flight  # what `psilon status` says of it: its last snapshot's step
+    assert (flight.task.key, flight.kind, flight.total) == (task.key, "run", 40) and 0 < flight.done < 30
 
     steps.clear()
     summary = run_protocol(one, folder, data_dir=data_dir, progress=False)

@@ -1,4 +1,4 @@
-"""``psilon bench`` and ``psilon report``: thin commands over :mod:`psilon.bench`."""
+"""``psilon bench``, ``psilon report`` and ``psilon status``: thin commands over :mod:`psilon.bench`."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def _positive_or_all(text: str) -> int:
 
 
 def register(subparsers) -> None:
-    """Add the ``bench`` and ``report`` sub-commands."""
+    """Add the ``bench``, ``report`` and ``status`` sub-commands."""
     from psilon.bench.models import MODELS
     from psilon.recovery.options import int_at_least
     from psilon.bench.protocols import PROTOCOLS
@@ -106,6 +106,23 @@ def register(subparsers) -> None:
     )
     report.add_argument("--out", help="output folder (default: the store's folder; required for several stores)")
     report.set_defaults(func=_report)
+    _register_status(subparsers)
+
+
+def _register_status(subparsers) -> None:
+    status = subparsers.add_parser(
+        "status",
+        help="where a benchmark store stands: tasks finished, tasks in flight and how far, the rest's estimate",
+        description=(
+            "Read a store that 'psilon bench' is writing (or has written) without touching the run: how many of "
+            "its protocol's tasks are finished, whether a run holds the store now, the tasks in flight from "
+            "their checkpoints (a warm lambda path: k of n lambdas and the time left; an independent run: its "
+            "snapshot's step) and the core-hours the rest should take."
+        ),
+        epilog="example: psilon status docs/results/paper-exact docs/results/default-recipe-30",
+    )
+    status.add_argument("results", metavar="STORE", nargs="+", help="a store folder (or its results.jsonl)")
+    status.set_defaults(func=_status)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -164,6 +181,21 @@ def _report(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else (first if first.is_dir() else first.parent)
     print(f"report: {out / 'report.md'}")
     return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from psilon.bench.status import format_status, store_status
+
+    code = 0
+    for i, results in enumerate(args.results):
+        try:
+            text = format_status(store_status(results))
+        except (ValueError, OSError) as exc:  # OSError: an unreadable file in the folder
+            print(f"psilon status: error: {exc}", file=sys.stderr)
+            code = 2
+            continue
+        print(("\n" if i else "") + text)
+    return code
 
 
 def _command_line(args: argparse.Namespace) -> str:

@@ -296,14 +296,18 @@ class Protocol:
         datasets: list[str] | None = None,
         models: list[str] | None = None,
         data_dir: str | os.PathLike | None = None,
+        *,
+        resolve: bool = True,
     ) -> list[Task]:
         """Expand to tasks, optionally for other ``datasets`` or a subset of ``models`` (labels).
 
         Dataset names are resolved to qualified names (raising a clear error when unknown).
+        ``resolve=False`` takes the names as they are, without looking at the data: for a
+        protocol read back from a store's ``protocol.json``, whose names are qualified.
         """
         names = list(self.datasets if datasets is None else datasets)
         try:
-            qualified = list(dict.fromkeys(resolve_name(n, data_dir) for n in names))
+            qualified = list(dict.fromkeys(resolve_name(n, data_dir) if resolve else n for n in names))
         except DatasetUnavailableError as exc:
             if self.split.kind != "images":
                 raise

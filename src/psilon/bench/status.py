@@ -1,0 +1,209 @@
+"""Where a benchmark store stands while its run goes on: ``psilon status``.
+
+A long run (``psilon bench ... --no-progress`` in the background, for hours or across
+sessions) shows nothing between two finished tasks. :func:`store_status` reads what the
+store's folder holds, without touching the run:
+
+- the protocol (``protocol.json``) and how many of its tasks are finished;
+- whether a process is writing to the store now (it holds the store's lock);
+- the tasks in flight, from their checkpoints (``checkpoints/<task key>/``): a warm lambda
+  path has one file per finished lambda, so it says *k of n lambdas* and, from the times
+  between those files, when the path should end; an independent run has a snapshot
+  (``run.pt``) that says its step, and, when the model's ``max_steps`` is a number, of
+  how many;
+- the estimate of the rest, as in the report (:func:`~psilon.bench.report.protocol_progress`).
+
+Tasks of models that save nothing midway (the forests, the linear models) are not seen
+until their row lands.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import statistics
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from psilon.bench.protocols import Protocol, Task
+from psilon.bench.report import protocol_progress, read_usable, split_superseded, summarize
+from psilon.bench.runner import CHECKPOINTS_DIR
+from psilon.bench.store import STORE_NAME, ResultStore
+
+__all__ = ["InFlight", "StoreStatus", "format_status", "store_status"]
+
+_WARM_FILE = re.compile(r"fold(-?\d+)-lambda(\d+)\.pt")
+_RUN_FILE = "run.pt"
+
+
+@dataclass
+class InFlight:
+    """One task with partial work in the store's ``checkpoints/`` folder.
+
+    ``kind``: ``'warm path'`` (``done`` lambdas of ``total``), ``'run'`` (a snapshot at step
+    ``done`` of ``total``; ``total`` is ``None`` when the model stops by itself) or
+    ``'unknown'`` (a folder with neither). ``task`` is ``None`` for a folder whose key no
+    task of the protocol has (a checkpoint of another protocol version: delete it).
+    ``seconds_left``: for a warm path, from ``last_write`` on, the lambdas left times the
+    median time between two of its files (``None`` with fewer than two files); the median,
+    so that a pause between two sessions does not count as a lambda's time.
+    """
+
+    key: str
+    task: Task | None
+    kind: str
+    done: int
+    total: int | None
+    last_write: datetime | None
+    seconds_left: float | None = None
+
+
+@dataclass
+class StoreStatus:
+    folder: Path
+    protocol: str
+    description: str
+    tasks: int
+    finished: int
+    running: bool
+    in_flight: list[InFlight] = field(default_factory=list)
+    progress: dict[str, Any] | None = None
+
+
+def _store_folder(results: str | os.PathLike) -> Path:
+    path = Path(results)
+    folder = path.parent if path.name == STORE_NAME else path
+    if not (folder / "protocol.json").is_file():
+        raise ValueError(
+            f"{str(folder)!r} is not a benchmark store: it has no protocol.json. Pass the folder that "
+            "'psilon bench --out' wrote (or its results.jsonl)"
+        )
+    return folder
+
+
+def store_locked(path: Path) -> bool:
+    """Whether a process holds ``path``'s lock (a ``psilon bench`` run writing to the store).
+
+    Takes and drops a shared lock without waiting; a run starting in that instant would
+    find the store busy and say so (``StoreLockedError``), never write half a row.
+    """
+    if not path.is_file():
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops the shared lock when it was taken
+    return False
+
+
+def _warm(key: str, task: Task | None, files: list[Path]) -> InFlight:
+    times = sorted(f.stat().st_mtime for f in files)
+    folds = {_WARM_FILE.fullmatch(f.name).group(1) for f in files}
+    lambdas = task.model.params.get("lambdas") if task is not None else None
+    total = len(lambdas) * len(folds) if isinstance(lambdas, list) and folds == {"-1"} else None
+    left = None
+    if total is not None and len(times) >= 2:
+        left = (total - len(files)) * statistics.median(b - a for a, b in zip(times, times[1:]))
+    return InFlight(key, task, "warm path", len(files), total, datetime.fromtimestamp(times[-1]), left)
+
+
+def _run(key: str, task: Task | None, file: Path) -> InFlight:
+    try:
+        record = torch.load(file, map_location="cpu", weights_only=False, mmap=True)
+        done = int(record["state"]["steps_done"])
+    except Exception:  # being replaced, or damaged: the run rewrites it at its next snapshot
+        return InFlight(key, task, "run", -1, None, datetime.fromtimestamp(file.stat().st_mtime))
+    max_steps = task.model.params.get("max_steps") if task is not None else None
+    total = max_steps if isinstance(max_steps, int) else None
+    return InFlight(key, task, "run", done, total, datetime.fromtimestamp(file.stat().st_mtime))
+
+
+def _in_flight(folder: Path, tasks: dict[str, Task], finished: set[str]) -> list[InFlight]:
+    found = []
+    root = folder / CHECKPOINTS_DIR
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        if sub.name in finished:  # the row landed; the runner removes the folder right after
+            continue
+        task = tasks.get(sub.name)
+        warm = [f for f in sub.iterdir() if _WARM_FILE.fullmatch(f.name)]
+        if warm:
+            found.append(_warm(sub.name, task, warm))
+        elif (sub / _RUN_FILE).is_file():
+            found.append(_run(sub.name, task, sub / _RUN_FILE))
+        else:
+            found.append(InFlight(sub.name, task, "unknown", 0, None, None))
+    return found
+
+
+def store_status(results: str | os.PathLike) -> StoreStatus:
+    """What ``results`` (a store folder or its ``results.jsonl``) holds now (see the module docstring)."""
+    folder = _store_folder(results)
+    info = json.loads((folder / "protocol.json").read_text())
+    protocol = Protocol.from_dict(info)
+    tasks = {t.key: t for t in protocol.tasks(resolve=False)}
+    store = folder / STORE_NAME
+    finished = ResultStore(store).finished_keys() & tasks.keys() if store.is_file() else set()
+    progress = None
+    try:
+        rows, _ = split_superseded(read_usable(store).rows, info)
+    except ValueError:  # no usable row yet
+        rows = []
+    s = summarize(rows).get(protocol.name) if rows else None
+    if s is not None and "ablation" not in s and s["datasets"]:
+        progress = protocol_progress(s, info)
+    return StoreStatus(folder, protocol.name, protocol.description, len(tasks), len(finished),
+                       store_locked(store), _in_flight(folder, tasks, finished), progress)
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{seconds / 3600:.1f} h"
+
+
+def _flight_line(f: InFlight, now: datetime) -> str:
+    what = (f"{f.task.model.label} on {f.task.dataset}, split {f.task.split_id}" if f.task is not None
+            else f"task {f.key} (not in this protocol: a checkpoint of another version, safe to delete)")
+    ago = "" if f.last_write is None else f", last written {_duration((now - f.last_write).total_seconds())} ago"
+    if f.kind == "warm path":
+        of = f" of {f.total}" if f.total is not None else ""
+        eta = ""
+        if f.seconds_left is not None:  # counted from the last file: the lambda after it is partly done
+            left = f.seconds_left - (now - f.last_write).total_seconds()
+            eta = f"; about {_duration(left)} left" if left > 30 else "; due about now"
+        return f"  {what}: warm path, {f.done}{of} lambdas done{ago}{eta}"
+    if f.kind == "run":
+        if f.done < 0:
+            return f"  {what}: run snapshot unreadable right now{ago}"
+        of = f" of {f.total:,}" if f.total is not None else " (stops by itself)"
+        return f"  {what}: run snapshot at step {f.done:,}{of}{ago}"
+    return f"  {what}: checkpoint folder without a lambda file or snapshot yet"
+
+
+def format_status(st: StoreStatus, now: datetime | None = None) -> str:
+    """Plain-text lines for ``psilon status``."""
+    now = now or datetime.now()
+    state = "a run is writing to it" if st.running else "no run is writing to it"
+    lines = [f"{st.protocol} ({st.folder}): {st.finished} of {st.tasks} tasks finished; {state}"]
+    if st.in_flight:
+        lines.append("in flight:")
+        lines += [_flight_line(f, now) for f in st.in_flight]
+    elif st.running:
+        lines.append("in flight: no checkpoint yet (a task that saves nothing midway, or one that just started)")
+    p = st.progress
+    if p is not None and p["done"] < p["tasks"]:
+        rest = f"about {p['hours_left']:.1f} core-hours"
+        if p["unestimated"]:
+            names = ", ".join(p["unestimated"])
+            rest = (f"at least {p['hours_left']:.1f} core-hours ({names} not counted: no finished task to time)"
+                    if p["hours_left"] > 0 else f"not estimated ({names}: no finished task to time)")
+        lines.append(f"left: {p['tasks'] - p['done']} tasks, {rest} (as in the report's Progress section)")
+    return "\n".join(lines)
