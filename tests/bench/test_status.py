@@ -114,3 +114,14 @@ def test_a_protocol_read_back_needs_no_data(store, monkeypatch):
     info = json.loads((out / "protocol.json").read_text())
     keys = {t.key for t in Protocol.from_dict(info).tasks(resolve=False)}
     assert keys == {t.key for t in tasks.values()}
+
+
+def test_rows_on_datasets_outside_the_protocol_are_counted_apart(store):
+    """A run with --datasets keeps the protocol's list in protocol.json: its rows are not the protocol's tasks."""
+    out, _ = store
+    protocol = Protocol.from_dict(json.loads((out / "protocol.json").read_text()))
+    assert run_protocol(protocol, out, datasets=["sklearn:wine"], models=["linear"], progress=False).ok == 2
+    st = store_status(out)
+    assert (st.tasks, st.finished, st.other_datasets, st.other_finished) == (16, 4, ["sklearn:wine"], 2)
+    assert "besides, 2 tasks finished on datasets outside the protocol's list (a run with --datasets): sklearn:wine" \
+        in format_status(st)

@@ -74,6 +74,10 @@ class StoreStatus:
     running: bool
     in_flight: list[InFlight] = field(default_factory=list)
     progress: dict[str, Any] | None = None
+    #: Datasets outside the protocol's list that finished rows are on (a run with
+    #: ``--datasets``), and how many of their tasks are finished.
+    other_datasets: list[str] = field(default_factory=list)
+    other_finished: int = 0
 
 
 def _store_folder(results: str | os.PathLike) -> Path:
@@ -149,19 +153,22 @@ def store_status(results: str | os.PathLike) -> StoreStatus:
     folder = _store_folder(results)
     info = json.loads((folder / "protocol.json").read_text())
     protocol = Protocol.from_dict(info)
-    tasks = {t.key: t for t in protocol.tasks(resolve=False)}
     store = folder / STORE_NAME
-    finished = ResultStore(store).finished_keys() & tasks.keys() if store.is_file() else set()
-    progress = None
     try:
         rows, _ = split_superseded(read_usable(store).rows, info)
     except ValueError:  # no usable row yet
         rows = []
+    tasks = {t.key: t for t in protocol.tasks(resolve=False)}
+    others = list(dict.fromkeys(r["dataset"] for r in rows if r["dataset"] not in protocol.datasets))
+    other_tasks = {t.key: t for t in protocol.tasks(others, resolve=False)} if others else {}
+    done = ResultStore(store).finished_keys() if store.is_file() else set()
+    progress = None
     s = summarize(rows).get(protocol.name) if rows else None
     if s is not None and "ablation" not in s and s["datasets"]:
         progress = protocol_progress(s, info)
-    return StoreStatus(folder, protocol.name, protocol.description, len(tasks), len(finished),
-                       store_locked(store), _in_flight(folder, tasks, finished), progress)
+    return StoreStatus(folder, protocol.name, protocol.description, len(tasks), len(done & tasks.keys()),
+                       store_locked(store), _in_flight(folder, tasks | other_tasks, done), progress, others,
+                       len(done & other_tasks.keys()))
 
 
 def _duration(seconds: float) -> str:
@@ -193,6 +200,9 @@ def format_status(st: StoreStatus, now: datetime | None = None) -> str:
     now = now or datetime.now()
     state = "a run is writing to it" if st.running else "no run is writing to it"
     lines = [f"{st.protocol} ({st.folder}): {st.finished} of {st.tasks} tasks finished; {state}"]
+    if st.other_datasets:
+        lines.append(f"besides, {st.other_finished} tasks finished on datasets outside the protocol's list "
+                     f"(a run with --datasets): {', '.join(st.other_datasets)}")
     if st.in_flight:
         lines.append("in flight:")
         lines += [_flight_line(f, now) for f in st.in_flight]
