@@ -70,11 +70,17 @@ def test_a_run_snapshot_in_flight_gives_its_step(store):
     task = tasks[("run-net", "sklearn:breast_cancer", 0)]
     folder = out / CHECKPOINTS_DIR / task.key
     folder.mkdir(parents=True)
-    torch.save({"fingerprint": "f", "state": {"steps_done": 1250}}, folder / "run.pt")
+    torch.save({"fingerprint": "f", "state": {"steps_done": 1250}}, folder / "run.pt")  # an older snapshot
     (f,) = store_status(out).in_flight
-    assert (f.kind, f.done, f.total) == ("run", 1250, 5000)
+    assert (f.kind, f.done, f.total, f.seconds_left) == ("run", 1250, 5000, None)  # max_steps from the params
     assert "run-net on sklearn:breast_cancer, split 0: run snapshot at step 1,250 of 5,000" in format_status(
         store_status(out))
+    torch.save({"fingerprint": "f", "state": {"steps_done": 1250, "max_steps": 2000, "seconds": 500.0}},
+               folder / "run.pt")  # the resolved max_steps (e.g. of 'auto') and the training time so far
+    (f,) = store_status(out).in_flight
+    assert (f.total, f.seconds_left) == (2000, pytest.approx(300.0))  # 750 steps at 0.4 s each
+    text = format_status(store_status(out), now=f.last_write + timedelta(seconds=60))
+    assert "step 1,250 of 2,000, last written 1 min ago; about 4 min left if it runs all its steps" in text
     (folder / "run.pt").write_bytes(b"half a fi")  # caught mid-replace, or damaged: said so, no traceback
     (f,) = store_status(out).in_flight
     assert f.done == -1 and "snapshot unreadable" in format_status(store_status(out))

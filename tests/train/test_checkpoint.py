@@ -3,6 +3,7 @@ interrupted path resumes with the same result."""
 
 import tempfile
 import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -247,3 +248,28 @@ def test_snapshots_are_taken_every_so_many_seconds(tmp_path, monkeypatch):
     cp.save({"steps_done": 7})
     assert not cp.due() and cp.load() == {"steps_done": 7}
     assert RunCheckpoint(tmp_path, "another fingerprint").load() is None
+
+
+def test_a_snapshot_carries_its_max_steps_and_the_training_time_across_resumes(tmp_path, monkeypatch):
+    """For readers of a snapshot (``psilon status``: the pace and the steps left); not used to go on."""
+    X, y = regression_data()
+    kw = _run_kw(X, y, "final")
+    monkeypatch.setattr(RunCheckpoint, "due", lambda self: True)
+
+    def slow(self, i):  # 20 ms a step: the training time is at least the sleeps
+        time.sleep(0.02)
+        return _REAL_STEP(self, i)
+
+    monkeypatch.setattr(TrainLoop, "_step", slow)
+    _kill_at(monkeypatch, 23)  # the last snapshot is at step 20
+    with pytest.raises(KeyboardInterrupt):
+        lambda_path(X, y, checkpoint=tmp_path, **kw)
+    first = torch.load(tmp_path / "run.pt", weights_only=False)["state"]
+    assert (first["steps_done"], first["max_steps"]) == (20, 40) and first["seconds"] >= 20 * 0.02
+
+    monkeypatch.setattr(TrainLoop, "_step", _REAL_STEP)
+    _kill_at(monkeypatch, 8)  # resumed at step 20, killed in its 8th step: the last snapshot is at step 25
+    with pytest.raises(KeyboardInterrupt):
+        lambda_path(X, y, checkpoint=tmp_path, **kw)
+    second = torch.load(tmp_path / "run.pt", weights_only=False)["state"]
+    assert second["steps_done"] == 25 and second["seconds"] > first["seconds"]  # the time before the resume counts

@@ -9,8 +9,8 @@ store's folder holds, without touching the run:
 - the tasks in flight, from their checkpoints (``checkpoints/<task key>/``): a warm lambda
   path has one file per finished lambda, so it says *k of n lambdas* and, from the times
   between those files, when the path should end; an independent run has a snapshot
-  (``run.pt``) that says its step, and, when the model's ``max_steps`` is a number, of
-  how many;
+  (``run.pt``) that says its step, of how many (``max_steps``, resolved when ``'auto'``)
+  and its training time so far, hence the time left if it runs all its steps;
 - the estimate of the rest, as in the report (:func:`~psilon.bench.report.protocol_progress`).
 
 Tasks of models that save nothing midway (the forests, the linear models) are not seen
@@ -50,9 +50,11 @@ class InFlight:
     ``done`` of ``total``; ``total`` is ``None`` when the model stops by itself) or
     ``'unknown'`` (a folder with neither). ``task`` is ``None`` for a folder whose key no
     task of the protocol has (a checkpoint of another protocol version: delete it).
-    ``seconds_left``: for a warm path, from ``last_write`` on, the lambdas left times the
+    ``seconds_left``: from ``last_write`` on. For a warm path, the lambdas left times the
     median time between two of its files (``None`` with fewer than two files); the median,
-    so that a pause between two sessions does not count as a lambda's time.
+    so that a pause between two sessions does not count as a lambda's time. For a run, the
+    steps left to ``total`` at the snapshot's pace (its training seconds per step; ``None``
+    for snapshots without their time, or without a step count to reach).
     """
 
     key: str
@@ -121,14 +123,18 @@ def _warm(key: str, task: Task | None, files: list[Path]) -> InFlight:
 
 
 def _run(key: str, task: Task | None, file: Path) -> InFlight:
+    written = datetime.fromtimestamp(file.stat().st_mtime)
     try:
-        record = torch.load(file, map_location="cpu", weights_only=False, mmap=True)
-        done = int(record["state"]["steps_done"])
+        state = torch.load(file, map_location="cpu", weights_only=False, mmap=True)["state"]
+        done = int(state["steps_done"])
     except Exception:  # being replaced, or damaged: the run rewrites it at its next snapshot
-        return InFlight(key, task, "run", -1, None, datetime.fromtimestamp(file.stat().st_mtime))
-    max_steps = task.model.params.get("max_steps") if task is not None else None
+        return InFlight(key, task, "run", -1, None, written)
+    max_steps = state.get("max_steps", task.model.params.get("max_steps") if task is not None else None)
     total = max_steps if isinstance(max_steps, int) else None
-    return InFlight(key, task, "run", done, total, datetime.fromtimestamp(file.stat().st_mtime))
+    left = None
+    if total is not None and done > 0 and state.get("seconds"):  # snapshots since 2026-11-30 carry their time
+        left = (total - done) * float(state["seconds"]) / done
+    return InFlight(key, task, "run", done, total, written, left)
 
 
 def _in_flight(folder: Path, tasks: dict[str, Task], finished: set[str]) -> list[InFlight]:
@@ -176,22 +182,27 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min" if minutes < 90 else f"{seconds / 3600:.1f} h"
 
 
+def _eta(f: InFlight, now: datetime, condition: str = "") -> str:
+    """``seconds_left`` counted from the last write (the work after it is partly done)."""
+    if f.seconds_left is None:
+        return ""
+    left = f.seconds_left - (now - f.last_write).total_seconds()
+    return f"; about {_duration(left)} left{condition}" if left > 30 else "; due about now"
+
+
 def _flight_line(f: InFlight, now: datetime) -> str:
     what = (f"{f.task.model.label} on {f.task.dataset}, split {f.task.split_id}" if f.task is not None
             else f"task {f.key} (not in this protocol: a checkpoint of another version, safe to delete)")
     ago = "" if f.last_write is None else f", last written {_duration((now - f.last_write).total_seconds())} ago"
     if f.kind == "warm path":
         of = f" of {f.total}" if f.total is not None else ""
-        eta = ""
-        if f.seconds_left is not None:  # counted from the last file: the lambda after it is partly done
-            left = f.seconds_left - (now - f.last_write).total_seconds()
-            eta = f"; about {_duration(left)} left" if left > 30 else "; due about now"
-        return f"  {what}: warm path, {f.done}{of} lambdas done{ago}{eta}"
+        return f"  {what}: warm path, {f.done}{of} lambdas done{ago}{_eta(f, now)}"
     if f.kind == "run":
         if f.done < 0:
             return f"  {what}: run snapshot unreadable right now{ago}"
         of = f" of {f.total:,}" if f.total is not None else " (stops by itself)"
-        return f"  {what}: run snapshot at step {f.done:,}{of}{ago}"
+        eta = _eta(f, now, " if it runs all its steps (early stopping may end it sooner)")
+        return f"  {what}: run snapshot at step {f.done:,}{of}{ago}{eta}"
     return f"  {what}: checkpoint folder without a lambda file or snapshot yet"
 
 

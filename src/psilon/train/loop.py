@@ -24,6 +24,7 @@ read at the next evaluation, every ``eval_every`` steps.
 from __future__ import annotations
 
 import pickle
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -189,6 +190,8 @@ class TrainLoop:
         self.last_data = np.full(k, np.nan)
         self.steps_done = 0
         self.member_steps = 0
+        self.seconds = 0.0  # training time before this process's part of the run (from a snapshot)
+        self._started = time.monotonic()
         self.frozen: dict[int, dict[str, Tensor]] = {}  # stopped members' states (no shrink)
 
     # ------------------------------------------------------------------ parts
@@ -267,6 +270,7 @@ class TrainLoop:
         saved = None if self.checkpoint is None else self.checkpoint.load(self.full.embed.direction.device)
         if saved is not None:
             self._resume(saved)
+        self._started = time.monotonic()
         self.work.net.train()
         try:
             for cb in self.callbacks:
@@ -312,6 +316,8 @@ class TrainLoop:
             "last_data": self.last_data, "frozen": self.frozen, "full": self.full.state_dict(), "work": work,
             "tracker": dict(vars(self.tracker)), "streams": [s.state() for s in self.data.streams],
             "callbacks": [cb.state_dict() for cb in self.callbacks],
+            # not needed to go on; for readers of the snapshot (`psilon status`: the pace and the steps left)
+            "max_steps": self.max_steps, "seconds": self.seconds + time.monotonic() - self._started,
         }
 
     def _resume(self, state: dict) -> None:
@@ -331,6 +337,7 @@ class TrainLoop:
         for cb, saved in zip(self.callbacks, state["callbacks"], strict=True):
             cb.load_state_dict(saved)
         self.steps_done, self.member_steps = state["steps_done"], state["member_steps"]
+        self.seconds = float(state.get("seconds", 0.0))  # snapshots before this field have none
         self.first_data, self.last_data, self.frozen = state["first_data"], state["last_data"], state["frozen"]
 
     def _snapshot(self) -> None:
