@@ -15,6 +15,8 @@
 # the rest later. Usage:
 #
 #   scripts/claim-30.sh            # start or resume both lanes in the background
+#   FINISH_BY=21:45 scripts/claim-30.sh   # ... starting only tasks that should end by 21:45
+#                                  # (a session that stops then: the short tasks fill its end)
 #   scripts/claim-30.sh start lane1   # only one lane (e.g. after stopping it to pick up new code)
 #   scripts/claim-30.sh status     # each store: tasks finished, tasks in flight and how far, the rest's estimate
 #   scripts/claim-30.sh reports    # copy the finished end points, write the four reports
@@ -28,6 +30,8 @@ export PSILON_DATA_DIR=${PSILON_DATA_DIR:-../shared/data}
 R=docs/results
 SIX=cpu_act,pol,house_16H,magic,twonorm,churn
 RUN=(--jobs 1 --threads 1 --no-progress --no-report)
+# A clock time (21:45) or an ISO date-time: every command of a lane resolves it alike.
+if [ -n "${FINISH_BY:-}" ]; then RUN+=(--finish-by "$FINISH_BY"); fi
 # The ablation's middle steps, @schedule+depth4 first: on cpu_act @schedule changed nothing
 # (ratio 1.021 -> 1.020), so the step that separates the 4th layer from the warm start
 # comes first on every set.
@@ -103,7 +107,7 @@ case "${1:-start}" in
             lane2) start_lane lane2 "paper-exact" ;;
             *) echo "usage: $0 start [lane1|lane2]" >&2; exit 2 ;;
         esac
-        echo "claim-30: ${2:-both lanes} started; logs in results-logs/, progress: $0 status"
+        echo "claim-30: ${2:-both lanes} started${FINISH_BY:+, starting only tasks that should end by $FINISH_BY}; logs in results-logs/, progress: $0 status"
         ;;
     status) "$PSILON" status "$R/paper-exact" "$R/recipe-ablation" "$R/default-recipe-30" ;;
     reports) reports ;;

@@ -87,6 +87,12 @@ def register(subparsers) -> None:
     bench.add_argument("--reuse-only", action="store_true",
                        help="copy the rows --reuse finds and run nothing else (e.g. an ablation's end points that "
                        "another run is still making: copy them as they come, never run them twice)")
+    bench.add_argument(
+        "--finish-by", metavar="TIME",
+        help="start a task only if it should finish by TIME (21:30, 2026-12-01T21:30 or +2h30m), estimated from the "
+        "store's finished tasks of the same model; the others stay to do for the next run. For runs that will be "
+        "stopped at a known time: short tasks fill the end instead of a long one that would be lost",
+    )
     bench.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
     bench.set_defaults(func=_bench)
@@ -126,6 +132,7 @@ def _register_status(subparsers) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from psilon.bench.deadline import parse_finish_by
     from psilon.bench.protocols import get_protocol
     from psilon.bench.report import write_report
     from psilon.bench.runner import STORE_NAME, run_protocol
@@ -133,6 +140,7 @@ def _bench(args: argparse.Namespace) -> int:
     from psilon.datasets import DatasetError
 
     try:
+        finish_by = None if args.finish_by is None else parse_finish_by(args.finish_by)
         protocol = get_protocol(args.protocol)
         out = Path(args.out) if args.out else Path("results") / protocol.name
         summary = run_protocol(
@@ -150,6 +158,7 @@ def _bench(args: argparse.Namespace) -> int:
             command=_command_line(args),
             reuse=args.reuse,
             reuse_only=args.reuse_only,
+            finish_by=finish_by,
         )
     except (DatasetError, StoreLockedError, ValueError, RuntimeError, OSError) as exc:  # OSError: scheduler unreachable
         print(f"psilon bench: error: {exc}", file=sys.stderr)
@@ -161,6 +170,13 @@ def _bench(args: argparse.Namespace) -> int:
     )
     for note in summary.notes:
         print(f"  skipped: {note}")
+    if summary.deferred:
+        print(f"  {len(summary.deferred)} tasks left for a later run: they would not have finished by "
+              f"{finish_by:%Y-%m-%d %H:%M}")
+        for dataset, label, split, seconds in summary.deferred[:10]:
+            print(f"    {label} on {dataset}, split {split}: about {seconds / 60:.0f} min")
+        if len(summary.deferred) > 10:
+            print(f"    ... and {len(summary.deferred) - 10} more")
     for error in summary.errors:
         print(f"  failed: {error}", file=sys.stderr)
     if not args.no_report:

@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,11 +36,12 @@ import numpy as np
 from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import LabelEncoder, OneHotEncoder, StandardScaler
 
+from psilon.bench.deadline import TaskTimes, within_deadline
 from psilon.bench.metrics import PRIMARY_METRIC, evaluate, predict_for_metrics
 from psilon.bench.models import ModelUnavailableError, get_model
 from psilon.bench.protocols import Protocol, Task, canonical_json
 from psilon.bench.reuse import ReuseIndex, reuse_rows
-from psilon.bench.store import STORE_NAME, ResultStore, atomic_write_text
+from psilon.bench.store import CHECKPOINTS_DIR, STORE_NAME, ResultStore, atomic_write_text
 from psilon.datasets import Dataset, DatasetUnavailableError, find_data_dir, load_dataset, load_image_benchmark
 from psilon.train import resolve_device, tune_allocator
 from psilon.recovery.options import prepare_out_dir
@@ -49,9 +51,6 @@ __all__ = ["PreparedSplit", "RunSummary", "STORE_NAME", "execute_task", "prepare
 #: File name of the log of the commands that ran into an output folder.
 COMMANDS_NAME = "commands.txt"
 CURVES_DIR = "curves"
-#: Per-task checkpoints (``<key>/``) of models that save partial work (the warm lambda
-#: path): a task killed midway resumes from them; removed once the task's row is stored.
-CHECKPOINTS_DIR = "checkpoints"
 
 
 @dataclass
@@ -259,6 +258,9 @@ class RunSummary:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: Tasks not started because they would not have finished by ``finish_by``:
+    #: ``(dataset, model label, split id, estimated seconds)``.
+    deferred: list[tuple[str, str, int, float]] = field(default_factory=list)
 
 
 def _record(store: ResultStore, out_dir: Path, row: dict[str, Any], summary: RunSummary) -> None:
@@ -293,6 +295,7 @@ def run_protocol(
     command: str | None = None,
     reuse: list[str | os.PathLike] | None = None,
     reuse_only: bool = False,
+    finish_by: datetime | None = None,
 ) -> RunSummary:
     """Execute the unfinished tasks of ``protocol`` and append their rows to ``out_dir/results.jsonl``.
 
@@ -310,6 +313,8 @@ def run_protocol(
     ``reuse``: other stores (folders or ``results.jsonl`` files) whose ``ok`` rows with a
     task's fit identity are copied instead of running it (:mod:`psilon.bench.reuse`);
     ``reuse_only``: copy those and run nothing (the rest stays to do).
+    ``finish_by``: a local time; a task starts only if it should finish by then
+    (:mod:`psilon.bench.deadline`), the others stay to do (``RunSummary.deferred``).
     ``command``: the command line that started the
     run, appended to ``out_dir/commands.txt`` when its first result arrives; a command
     refused (bad options, the store locked by another run, no scheduler), killed before
@@ -317,15 +322,11 @@ def run_protocol(
     written once the run holds the store.
     """
     started = time.perf_counter()
-    _check_parallelism(jobs, threads)
-    if device is not None and scheduler is None:
-        resolve_device(device)  # a device this machine lacks is refused before any work
+    _check_options(jobs, threads, device, scheduler, reuse, reuse_only, finish_by)
     out_dir = Path(out_dir)
     folder = find_data_dir(data_dir)
     data_dir_str = None if folder is None else str(folder)
     tasks = _only_splits(protocol.tasks(datasets=datasets, models=models, data_dir=data_dir_str), splits)
-    if reuse_only and not reuse:
-        raise ValueError("reuse_only needs stores to reuse (--reuse STORE)")
     index = ReuseIndex(list(reuse), out_dir / STORE_NAME) if reuse else None
     prepare_out_dir(out_dir)
     with ResultStore(out_dir / STORE_NAME) as store:
@@ -343,8 +344,12 @@ def run_protocol(
             summary.reused = len(copies)
         if reuse_only:
             todo = []
+        if finish_by is not None and todo:
+            times = TaskTimes.of_store(out_dir, store.rows(), tasks)
+            todo = within_deadline(todo, finish_by, times, on_defer=lambda t, seconds: summary.deferred.append(
+                (t.dataset, t.model.label, t.split_id, seconds)))
         rows = _execute_all(todo, data_dir_str, jobs=jobs, scheduler=scheduler, threads=threads, device=device,
-                            checkpoints=str(out_dir.resolve() / CHECKPOINTS_DIR))
+                            checkpoints=str(out_dir.resolve() / CHECKPOINTS_DIR), lazy=finish_by is not None)
         _record_all(rows, store, summary, protocol.name, progress, command)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -360,6 +365,18 @@ def _only_splits(tasks: list[Task], splits: list[int] | None) -> list[Task]:
     if unknown:
         raise ValueError(f"splits {unknown} are not in this protocol; its split ids are {have}")
     return [t for t in tasks if t.split_id in wanted]
+
+
+def _check_options(jobs, threads, device, scheduler, reuse, reuse_only, finish_by) -> None:
+    """Refuse options that cannot work together, before any task or file."""
+    _check_parallelism(jobs, threads)
+    if device is not None and scheduler is None:
+        resolve_device(device)  # a device this machine lacks is refused before any work
+    if reuse_only and not reuse:
+        raise ValueError("reuse_only needs stores to reuse (--reuse STORE)")
+    if finish_by is not None and scheduler is not None:
+        raise ValueError("finish_by decides as each task starts, and a Dask scheduler is handed all the tasks at once: "
+                         "drop --finish-by or --scheduler")
 
 
 def _check_parallelism(jobs, threads) -> None:
@@ -396,10 +413,11 @@ def _record_all(rows, store: ResultStore, summary: RunSummary, name: str, progre
         bar.close()
 
 
-def _execute_all(todo: list[Task], data_dir: str | None, *, jobs: int, scheduler: str | None, threads: int,
-                 device: str | None = None, checkpoints: str | None = None):
-    """Yield result rows as tasks finish (unordered)."""
-    if not todo:
+def _execute_all(todo: Iterable[Task], data_dir: str | None, *, jobs: int, scheduler: str | None, threads: int,
+                 device: str | None = None, checkpoints: str | None = None, lazy: bool = False):
+    """Yield result rows as tasks finish (unordered). ``lazy``: ``todo`` decides as it is
+    consumed (a deadline), so processes take a task only when one of them is free."""
+    if isinstance(todo, list) and not todo:
         return
     if scheduler is not None:
         try:
@@ -420,7 +438,7 @@ def _execute_all(todo: list[Task], data_dir: str | None, *, jobs: int, scheduler
 
     # The backend (with the initializer) is fixed when Parallel is created.
     with parallel_config(backend="loky", initializer=exit_with_parent, initargs=(os.getpid(),)):
-        parallel = Parallel(n_jobs=jobs, return_as="generator_unordered")
+        parallel = Parallel(n_jobs=jobs, return_as="generator_unordered", pre_dispatch="n_jobs" if lazy else "2 * n_jobs")
     yield from parallel(delayed(execute_task)(task, data_dir, threads, device, checkpoints) for task in todo)
 
 

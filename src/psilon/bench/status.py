@@ -33,10 +33,9 @@ import torch
 
 from psilon.bench.protocols import Protocol, Task
 from psilon.bench.report import protocol_progress, read_usable, split_superseded, summarize
-from psilon.bench.runner import CHECKPOINTS_DIR
-from psilon.bench.store import STORE_NAME, ResultStore
+from psilon.bench.store import CHECKPOINTS_DIR, STORE_NAME, ResultStore
 
-__all__ = ["InFlight", "StoreStatus", "format_status", "store_status"]
+__all__ = ["InFlight", "StoreStatus", "format_status", "in_flight", "store_status"]
 
 _WARM_FILE = re.compile(r"fold(-?\d+)-lambda(\d+)\.pt")
 _RUN_FILE = "run.pt"
@@ -137,7 +136,9 @@ def _run(key: str, task: Task | None, file: Path) -> InFlight:
     return InFlight(key, task, "run", done, total, written, left)
 
 
-def _in_flight(folder: Path, tasks: dict[str, Task], finished: set[str]) -> list[InFlight]:
+def in_flight(folder: Path, tasks: dict[str, Task], finished: set[str]) -> list[InFlight]:
+    """The tasks with partial work in ``folder``'s ``checkpoints/``, leaving out the ``finished``
+    keys; ``tasks`` by key name them (a folder of another key gets ``task=None``)."""
     found = []
     root = folder / CHECKPOINTS_DIR
     for sub in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
@@ -173,7 +174,7 @@ def store_status(results: str | os.PathLike) -> StoreStatus:
     if s is not None and "ablation" not in s and s["datasets"]:
         progress = protocol_progress(s, info)
     return StoreStatus(folder, protocol.name, protocol.description, len(tasks), len(done & tasks.keys()),
-                       store_locked(store), _in_flight(folder, tasks | other_tasks, done), progress, others,
+                       store_locked(store), in_flight(folder, tasks | other_tasks, done), progress, others,
                        len(done & other_tasks.keys()))
 
 
