@@ -18,6 +18,7 @@
 #   FINISH_BY=21:45 scripts/claim-30.sh   # ... starting only tasks that should end by 21:45
 #                                  # (a session that stops then: the short tasks fill its end)
 #   scripts/claim-30.sh start lane1   # only one lane (e.g. after stopping it to pick up new code)
+#   scripts/claim-30.sh stop       # stop both lanes now (a warm path keeps its finished lambdas)
 #   scripts/claim-30.sh status     # each store: tasks finished, tasks in flight and how far, the rest's estimate
 #   scripts/claim-30.sh reports    # copy the finished end points, write the four reports
 #
@@ -109,7 +110,13 @@ case "${1:-start}" in
         esac
         echo "claim-30: ${2:-both lanes} started${FINISH_BY:+, starting only tasks that should end by $FINISH_BY}; logs in results-logs/, progress: $0 status"
         ;;
+    stop)
+        # The lane shells first: killed alone, a run would let its lane go on to the next command.
+        pkill -f -- "; lane[12]\$" || true
+        pkill -f "psilon bench (paper-exact|recipe-ablation|default-recipe-30) " || true
+        echo "claim-30: lanes stopped; '$0' resumes them"
+        ;;
     status) "$PSILON" status "$R/paper-exact" "$R/recipe-ablation" "$R/default-recipe-30" ;;
     reports) reports ;;
-    *) echo "usage: $0 [start [lane1|lane2]|status|reports]" >&2; exit 2 ;;
+    *) echo "usage: $0 [start [lane1|lane2]|stop|status|reports]" >&2; exit 2 ;;
 esac
