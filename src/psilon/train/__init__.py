@@ -26,7 +26,7 @@ from .callbacks import Callback, Progress, Projection, Pruning, SuccessiveHalvin
 from .engine import COMPILE_MIN_STEPS, TrainOptions, TrainResult, train_members
 from .loop import objective, take_members
 from .path import PAPER_LAMBDAS, build_network, lambda_path
-from .runtime import make_optimizer, resolve_device, tune_allocator
+from .runtime import flush_denormals, flushing_denormals, make_optimizer, resolve_device, tune_allocator
 from .schedule import one_cycle_lr
 
 __all__ = [
@@ -40,6 +40,8 @@ __all__ = [
     "TrainOptions",
     "TrainResult",
     "build_network",
+    "flush_denormals",
+    "flushing_denormals",
     "lambda_path",
     "make_optimizer",
     "objective",

@@ -36,7 +36,7 @@ from psilon.nn import WeightNormNet
 
 from .callbacks import Callback
 from .data import TrainData, elementwise_loss
-from .runtime import make_optimizer
+from .runtime import flush_denormals, make_optimizer
 from .schedule import one_cycle_lr
 from .tracker import MemberTracker
 
@@ -272,15 +272,16 @@ class TrainLoop:
             self._resume(saved)
         self._started = time.monotonic()
         self.work.net.train()
-        try:
-            for cb in self.callbacks:
-                cb.on_train_begin(self)
-            for step in range(self.steps_done, self.max_steps):
-                if not self._one_step(step):
-                    break
-        finally:
-            for cb in self.callbacks:
-                cb.on_train_end(self)
+        with flush_denormals():  # shrunk units' denormal products slow CPUs many times (runtime.py)
+            try:
+                for cb in self.callbacks:
+                    cb.on_train_begin(self)
+                for step in range(self.steps_done, self.max_steps):
+                    if not self._one_step(step):
+                        break
+            finally:
+                for cb in self.callbacks:
+                    cb.on_train_end(self)
         self._write_back()
 
     def _one_step(self, step: int) -> bool:

@@ -1,6 +1,18 @@
-"""Explicit process and device settings of training: allocator tuning, device, optimizer.
+"""Process, thread and device settings of training: allocator tuning, denormals, device, optimizer.
 
-Nothing here runs as a side effect of training: the caller opts in.
+Nothing here changes the process as a side effect of training: the caller opts in to
+:func:`tune_allocator`. The one setting that training makes itself,
+:func:`flush_denormals`, is the calling thread's and is restored when training ends.
+
+Denormals (:func:`flush_denormals`). The L1 and L2 path penalties shrink the weights of
+units that the data does not use, and along a lambda path such units' directions and
+lengths reach 1e-20 and below: their products in the forward matrix products are
+denormal floats (below 1.2e-38 in float32), which x86 CPUs handle in microcode, one
+assist per operation. Measured on a paper-exact StandardNet after its second lambda
+(width 500, 4 layers, 400 rows): one forward pass took 176 ms, against 7.3 ms with
+denormals flushed to zero (and 3.7 ms for the same network after its first lambda), so
+whole fits ran several times slower than their matrix products. Flushing them changes
+only values below 1.2e-38, which no loss, metric or certificate can see.
 
 Allocator tuning (:func:`tune_allocator`). Large temporaries of the weight normalization
 (13 x 500 x 500 floats = 13 MB per tensor at the paper's size) exceed glibc's dynamic
@@ -18,12 +30,14 @@ measures the difference.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import sys
+from collections.abc import Iterator
 
 import torch
 
-__all__ = ["make_optimizer", "resolve_device", "tune_allocator"]
+__all__ = ["flush_denormals", "flushing_denormals", "make_optimizer", "resolve_device", "tune_allocator"]
 
 _MALLOC_TUNED = False
 
@@ -48,6 +62,32 @@ def tune_allocator() -> bool:
         return False
     _MALLOC_TUNED = True
     return True
+
+
+def flushing_denormals() -> bool:
+    """Whether the calling thread flushes float32 denormals to zero now (a product is probed)."""
+    a = torch.tensor([1e-20], dtype=torch.float32)
+    return bool((a * a).item() == 0.0)  # 1e-40 is a denormal float32: kept unless flushed
+
+
+@contextlib.contextmanager
+def flush_denormals() -> Iterator[bool]:
+    """Flush denormal floats to zero on the CPU, in the calling thread, inside the block.
+
+    Yields whether the CPU supports it (x86 with SSE3; elsewhere nothing changes). The
+    thread's previous setting is restored on leaving. The setting is per thread: threads
+    created inside the block (such as the pool of a first multi-threaded torch operation)
+    inherit it and keep it; those of an existing pool do not get it, so a fit with
+    several torch threads can still meet denormals in its other threads. See the module
+    docstring for why training uses it.
+    """
+    before = flushing_denormals()
+    supported = torch.set_flush_denormal(True)
+    try:
+        yield supported
+    finally:
+        if supported and not before:
+            torch.set_flush_denormal(False)
 
 
 def make_optimizer(net, lr: float, *, length_lr_scale: float = 1.0) -> torch.optim.Optimizer:
