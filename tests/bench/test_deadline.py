@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from psilon.bench.cli import main
-from psilon.bench.deadline import QUANTILE, TaskTimes, parse_finish_by, within_deadline
+from psilon.bench.deadline import QUANTILE, RECENT, TaskTimes, parse_finish_by, within_deadline
 from psilon.bench.protocols import Protocol
 from psilon.bench.runner import CHECKPOINTS_DIR, STORE_NAME, run_protocol
 from psilon.bench.store import ResultStore
@@ -50,11 +50,12 @@ def _row(key, model, seconds, status="ok", **extra):
 def test_a_models_estimate_is_a_high_quantile_of_its_own_fresh_fits(tiny_protocol):
     rf, lin = (next(t for t in tiny_protocol.tasks(resolve=False) if t.model.label == label)
                for label in ("random-forest", "linear"))
-    rows = [_row(f"r{i}", "random-forest", s) for i, s in enumerate([100.0, 200.0, 300.0, 400.0, 500.0])]
+    # the first fit is older than the last RECENT = 5: slower code, or another machine
+    rows = [_row(f"r{i}", "random-forest", s) for i, s in enumerate([9000.0, 100.0, 200.0, 300.0, 400.0, 500.0])]
     rows += [_row("resumed", "random-forest", 5.0, restored_checkpoints=7),  # only its last run's part: left out
              _row("failed", "random-forest", 9999.0, status="error")]
     times = TaskTimes(rows)
-    assert times.seconds(rf) == pytest.approx(100.0 + QUANTILE * 400.0)  # numpy's linear quantile of 100..500
+    assert RECENT == 5 and times.seconds(rf) == pytest.approx(100.0 + QUANTILE * 400.0)  # linear quantile of 100..500
     assert times.seconds(lin) == times.seconds(rf)  # never timed: the longest estimate of the store
     assert TaskTimes([]).seconds(rf) is None  # nothing timed: nothing known
     assert TaskTimes(rows, {rf.key: 42.0, lin.key: None}).seconds(rf) == 42.0  # in flight: its own time left
@@ -85,6 +86,17 @@ def _timed_store(folder, tasks, forest_seconds=3600.0):
         store.append(_row(forest[0].key, "random-forest", forest_seconds, dataset=forest[0].dataset))
         store.append(_row(linear.key, "linear", 0.1, dataset=linear.dataset))
     return forest
+
+
+def test_the_estimates_are_read_again_for_each_task(tiny_protocol):
+    tasks = [t for t in tiny_protocol.tasks(resolve=False) if t.model.label == "random-forest"]
+    rows = [_row("fast", "random-forest", 10.0)]
+    kept, deferred = [], []
+    for task in within_deadline(tasks, datetime.fromtimestamp(500.0), lambda: TaskTimes(rows),
+                                on_defer=lambda t, s: deferred.append(s), clock=lambda: 0.0):
+        kept.append(task)
+        rows.extend(_row(f"slow{i}", "random-forest", 1000.0) for i in range(RECENT))  # rows landing meanwhile
+    assert kept == tasks[:1] and deferred == [1000.0] * (len(tasks) - 1)
 
 
 def test_a_run_with_a_finish_time_leaves_the_long_tasks_for_later(tmp_path, tiny_protocol):

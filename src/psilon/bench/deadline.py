@@ -13,14 +13,18 @@ How long a task should take (:class:`TaskTimes`):
 - a task in flight (partial work in ``checkpoints/<key>/`` from a killed run of this
   folder) takes the time left that ``psilon status`` gives it
   (:func:`~psilon.bench.status.in_flight`), when it has one;
-- otherwise its model label's finished tasks in the store set it: the 90th percentile
-  of their fit times (``fit_seconds``, one thread each), leaving out the resumed tasks,
-  whose fit time is only their last run's part. A high quantile, because a task
-  that overruns is lost entirely while one left for later costs nothing;
+- otherwise its model label's last finished tasks in the store set it: the 90th
+  percentile of the fit times (``fit_seconds``, one thread each) of its last
+  :data:`RECENT`, leaving out the resumed tasks, whose fit time is only their last
+  run's part. A high quantile, because a task that overruns is lost entirely while one
+  left for later costs nothing; the last ones, because the code and the machine change
+  between runs (on 2026-11-30 flushing denormals made the paper-exact StandardNet's
+  steps several times faster);
 - a label with no finished task takes the longest estimate of the store's labels; in a
   store with no finished task at all, nothing is known and every task is started.
 
-The estimate does not look at the dataset's size, so set the time with a margin.
+The estimates are read again before each task, so the tasks that finish during the
+run count. They do not look at the dataset's size: set the time with a margin.
 """
 
 from __future__ import annotations
@@ -38,10 +42,12 @@ import numpy as np
 from psilon.bench.protocols import Task
 from psilon.bench.status import in_flight
 
-__all__ = ["QUANTILE", "TaskTimes", "parse_finish_by", "within_deadline"]
+__all__ = ["QUANTILE", "RECENT", "TaskTimes", "parse_finish_by", "within_deadline"]
 
 #: The quantile of a model's finished fit times that estimates its next task.
 QUANTILE = 0.9
+#: How many of a model's last finished fits (in the store's order) the estimate reads.
+RECENT = 5
 
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
 _DURATION = re.compile(r"\+(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?")
@@ -81,8 +87,8 @@ def parse_finish_by(text: str, now: datetime | None = None) -> datetime:
 class TaskTimes:
     """Seconds a task should take (see the module docstring).
 
-    ``rows``: the store's rows (one per key); ``left``: the time left of tasks in flight,
-    by task key (``None`` where their checkpoints give none).
+    ``rows``: the store's rows (one per key, in the store's order); ``left``: the time
+    left of tasks in flight, by task key (``None`` where their checkpoints give none).
     """
 
     def __init__(self, rows: Iterable[dict[str, Any]], left: dict[str, float | None] | None = None) -> None:
@@ -90,7 +96,7 @@ class TaskTimes:
         for row in rows:
             if row.get("status") == "ok" and row.get("fit_seconds") is not None and not row.get("restored_checkpoints"):
                 fits[row["model"]].append(float(row["fit_seconds"]))
-        self.by_label = {label: float(np.quantile(times, QUANTILE)) for label, times in fits.items()}
+        self.by_label = {label: float(np.quantile(times[-RECENT:], QUANTILE)) for label, times in fits.items()}
         self.left = {key: s for key, s in (left or {}).items() if s is not None}
 
     @classmethod
@@ -111,15 +117,16 @@ class TaskTimes:
 
 
 def within_deadline(
-    tasks: Iterable[Task], finish_by: datetime, times: TaskTimes,
+    tasks: Iterable[Task], finish_by: datetime, times: TaskTimes | Callable[[], TaskTimes],
     on_defer: Callable[[Task, float], None] | None = None, clock: Callable[[], float] = time.time,
 ) -> Iterator[Task]:
     """``tasks`` in order, but only those that should finish by ``finish_by`` when they
-    start (asked lazily: each task is checked when the runner takes it). A task that would
+    start (asked lazily: each task is checked when the runner takes it). ``times``: the
+    estimates, or a function that gives them afresh for each check. A task that would
     not fit is passed to ``on_defer`` with its estimate, and the next one is tried."""
     deadline = finish_by.timestamp()
     for task in tasks:
-        seconds = times.seconds(task)
+        seconds = (times if isinstance(times, TaskTimes) else times()).seconds(task)
         if seconds is not None and clock() + seconds > deadline:
             if on_defer is not None:
                 on_defer(task, seconds)

@@ -345,7 +345,9 @@ def run_protocol(
         if reuse_only:
             todo = []
         if finish_by is not None and todo:
-            times = TaskTimes.of_store(out_dir, store.rows(), tasks)
+            def times():  # read again for each task: the rows that land meanwhile count
+                return TaskTimes.of_store(out_dir, store.rows(), tasks)
+
             todo = within_deadline(todo, finish_by, times, on_defer=lambda t, seconds: summary.deferred.append(
                 (t.dataset, t.model.label, t.split_id, seconds)))
         rows = _execute_all(todo, data_dir_str, jobs=jobs, scheduler=scheduler, threads=threads, device=device,
