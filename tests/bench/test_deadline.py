@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from psilon.bench.cli import main
-from psilon.bench.deadline import QUANTILE, RECENT, TaskTimes, parse_finish_by, within_deadline
+from psilon.bench.deadline import QUANTILE, TaskTimes, parse_finish_by, within_deadline
+from psilon.bench.report import RECENT_FITS as RECENT
 from psilon.bench.protocols import Protocol
 from psilon.bench.runner import CHECKPOINTS_DIR, STORE_NAME, run_protocol
 from psilon.bench.store import ResultStore

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from psilon.bench.report import summarize, write_report
+from psilon.bench.report import recent_fits, summarize, write_report
 from psilon.bench.runner import STORE_NAME, run_protocol
 from psilon.bench.store import ResultStore, atomic_write_text
 
@@ -80,7 +80,8 @@ def test_summary_ranks_and_wins(synthetic_store):
         {"dataset": "d3", "model": "random-forest", "n_splits": 1, "of": 2},
         {"dataset": "d3", "model": "standard-net", "n_splits": 1, "of": 2},
     ]
-    assert s["fit_time"]["psilon-net"] == {"tasks": 4, "hours": pytest.approx(4 / 3600), "resumed": 0, "mean_seconds": 1.0}
+    assert s["fit_time"]["psilon-net"] == {"tasks": 4, "hours": pytest.approx(4 / 3600), "resumed": 0, "mean_seconds": 1.0,
+                                           "recent_mean_seconds": 1.0}
     assert s["total_fit_hours"] == pytest.approx(10 / 3600)
 
 
@@ -390,6 +391,21 @@ def test_progress_of_a_run_in_progress_counts_the_rest_and_estimates_its_cost(tm
     run_protocol(tiny_protocol, tmp_path, progress=False)  # the rest: complete, no progress section
     write_report(tmp_path)
     assert "Progress:" not in (tmp_path / "report.md").read_text()
+
+
+def test_the_estimates_read_each_models_last_fits_to_finish(tmp_path):
+    """The code and the machine change between runs: the last 5 whole fits by finish time
+    estimate the rest, not all of them (nor the last 5 lines of the store)."""
+    rows = [_row(f"d{i}", "psilon-net", 0.5) for i in range(7)]
+    for i, r in enumerate(rows):  # stored newest first; the two oldest fits were slow
+        r["finished_at"] = f"2026-11-30T12:0{6 - i}:00+00:00"
+        r["fit_seconds"] = 1000.0 if i >= 5 else 100.0 + i
+    rows.append({**rows[0], "key": "resumed", "dataset": "d7", "fit_seconds": 1.0, "restored_checkpoints": 4,
+                 "finished_at": "2026-11-30T13:00:00+00:00"})  # the newest, but only its last run's part
+    t = write_report(_store(tmp_path, rows))["synthetic"]["fit_time"]["psilon-net"]
+    assert t["mean_seconds"] == pytest.approx((sum(100.0 + i for i in range(5)) + 2000.0) / 7)
+    assert t["recent_mean_seconds"] == pytest.approx(102.0)  # 100..104: the five newest whole fits
+    assert recent_fits(rows)["psilon-net"] == [104.0, 103.0, 102.0, 101.0, 100.0]  # oldest first
 
 
 def test_progress_names_the_models_it_cannot_estimate_yet(tmp_path, tiny_protocol):

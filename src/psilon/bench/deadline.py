@@ -15,8 +15,9 @@ How long a task should take (:class:`TaskTimes`):
   (:func:`~psilon.bench.status.in_flight`), when it has one;
 - otherwise its model label's last finished tasks in the store set it: the 90th
   percentile of the fit times (``fit_seconds``, one thread each) of its last
-  :data:`RECENT`, leaving out the resumed tasks, whose fit time is only their last
-  run's part. A high quantile, because a task that overruns is lost entirely while one
+  :data:`~psilon.bench.report.RECENT_FITS` to finish
+  (:func:`~psilon.bench.report.recent_fits`), leaving out the resumed tasks, whose fit
+  time is only their last run's part. A high quantile, because a task that overruns is lost entirely while one
   left for later costs nothing; the last ones, because the code and the machine change
   between runs (on 2026-11-30 flushing denormals made the paper-exact StandardNet's
   steps several times faster);
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,14 +40,13 @@ from typing import Any
 import numpy as np
 
 from psilon.bench.protocols import Task
+from psilon.bench.report import recent_fits
 from psilon.bench.status import in_flight
 
-__all__ = ["QUANTILE", "RECENT", "TaskTimes", "parse_finish_by", "within_deadline"]
+__all__ = ["QUANTILE", "TaskTimes", "parse_finish_by", "within_deadline"]
 
-#: The quantile of a model's finished fit times that estimates its next task.
+#: The quantile of a model's recent fit times that estimates its next task.
 QUANTILE = 0.9
-#: How many of a model's last finished fits (in the store's order) the estimate reads.
-RECENT = 5
 
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
 _DURATION = re.compile(r"\+(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?")
@@ -87,16 +86,12 @@ def parse_finish_by(text: str, now: datetime | None = None) -> datetime:
 class TaskTimes:
     """Seconds a task should take (see the module docstring).
 
-    ``rows``: the store's rows (one per key, in the store's order); ``left``: the time
-    left of tasks in flight, by task key (``None`` where their checkpoints give none).
+    ``rows``: the store's rows (one per key); ``left``: the time left of tasks in flight,
+    by task key (``None`` where their checkpoints give none).
     """
 
     def __init__(self, rows: Iterable[dict[str, Any]], left: dict[str, float | None] | None = None) -> None:
-        fits: dict[str, list[float]] = defaultdict(list)
-        for row in rows:
-            if row.get("status") == "ok" and row.get("fit_seconds") is not None and not row.get("restored_checkpoints"):
-                fits[row["model"]].append(float(row["fit_seconds"]))
-        self.by_label = {label: float(np.quantile(times[-RECENT:], QUANTILE)) for label, times in fits.items()}
+        self.by_label = {label: float(np.quantile(times, QUANTILE)) for label, times in recent_fits(list(rows)).items()}
         self.left = {key: s for key, s in (left or {}).items() if s is not None}
 
     @classmethod

@@ -58,6 +58,9 @@ __all__ = ["critical_difference", "load_results", "read_usable", "summarize", "w
 
 PSILON = "psilon-net"
 RIVALS = ("standard-net", "random-forest")
+#: How many of a model's last whole fits estimate its next ones (the Progress section,
+#: ``psilon bench --finish-by``): the code and the machine change between runs.
+RECENT_FITS = 5
 #: The model entry of the deep ablation (P1.8): its protocols get the ablation section instead of the tables.
 ABLATION_ENTRY = "deep-resnet"
 #: The deep ablation's settings named in the report, and the paper's values of them.
@@ -212,6 +215,7 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
                 "lipschitz_bound": np.nan if r.get("lipschitz_bound") is None else float(np.max(r["lipschitz_bound"])),
                 "fit_seconds": r.get("fit_seconds", np.nan),
                 "resumed": bool(r.get("restored_checkpoints")),
+                "finished_at": r.get("finished_at") or "",
                 "curves_file": r.get("curves_file"),
                 "selected": r.get("selected") or {},
             }
@@ -333,10 +337,24 @@ def _summarize_protocol(part: pd.DataFrame, rows: list[dict[str, Any]]) -> dict[
 def _fit_time(group: pd.DataFrame) -> dict[str, Any]:
     """A model's fit times: tasks and total hours as stored, how many tasks were resumed from
     checkpoints (their fit time is the last run's only), and the mean seconds of a task
-    over those that ran in one go (``None`` when every task was resumed: no whole fit time)."""
-    whole = group.loc[~group["resumed"], "fit_seconds"]
+    over those that ran in one go, all of them and the last :data:`RECENT_FITS` to finish
+    (``None`` when every task was resumed: no whole fit time)."""
+    whole = group.loc[~group["resumed"]].sort_values("finished_at", kind="stable")["fit_seconds"]
     return {"tasks": int(len(group)), "hours": float(group["fit_seconds"].sum()) / 3600,
-            "resumed": int(group["resumed"].sum()), "mean_seconds": float(whole.mean()) if len(whole) else None}
+            "resumed": int(group["resumed"].sum()), "mean_seconds": float(whole.mean()) if len(whole) else None,
+            "recent_mean_seconds": float(whole.iloc[-RECENT_FITS:].mean()) if len(whole) else None}
+
+
+def recent_fits(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Per model label, the fit seconds of its last :data:`RECENT_FITS` finished tasks that
+    ran in one go (``ok``, not resumed from checkpoints), oldest first by ``finished_at``
+    (rows without it count as the oldest, in the store's order)."""
+    whole = [r for r in rows if r.get("status") == "ok" and r.get("fit_seconds") is not None
+             and not r.get("restored_checkpoints")]
+    fits: dict[str, list[float]] = {}
+    for r in sorted(whole, key=lambda r: r.get("finished_at") or ""):
+        fits.setdefault(r["model"], []).append(float(r["fit_seconds"]))
+    return {label: times[-RECENT_FITS:] for label, times in fits.items()}
 
 
 def _split_scores(part: pd.DataFrame) -> pd.DataFrame:
@@ -1143,8 +1161,9 @@ def protocol_progress(s: dict[str, Any], protocol_info: dict[str, Any]) -> dict[
 
     Per model label of ``protocol_info`` (``protocol.json``): the tasks of the protocol
     (its datasets times its splits), those finished (``ok``) and the rest; the estimate of
-    the rest is its count times the mean fit time of the model's finished tasks (one
-    thread each, so task-hours are core-hours), ``None`` while none has finished.
+    the rest is its count times the mean fit time of the model's last :data:`RECENT_FITS`
+    finished tasks that ran in one go (one thread each, so task-hours are core-hours),
+    ``None`` while none has finished.
     """
     datasets = list(protocol_info.get("datasets", []))
     per_model = len(datasets) * len(SplitSpec(**protocol_info.get("split", {})).split_ids)
@@ -1152,8 +1171,9 @@ def protocol_progress(s: dict[str, Any], protocol_info: dict[str, Any]) -> dict[
     for spec in protocol_info.get("models", []):
         label = spec["label"]
         done = sum(s["datasets"].get(d, {}).get("models", {}).get(label, {}).get("n_splits", 0) for d in datasets)
-        timed = s.get("fit_time", {}).get(label)
-        mean_hours = timed["mean_seconds"] / 3600 if timed and timed["mean_seconds"] is not None else None
+        timed = s.get("fit_time", {}).get(label) or {}
+        recent = timed.get("recent_mean_seconds", timed.get("mean_seconds"))
+        mean_hours = recent / 3600 if recent is not None else None
         left = per_model - done
         models[label] = {"tasks": per_model, "done": done, "left": left,
                          "hours_left": None if mean_hours is None else left * mean_hours}
@@ -1174,7 +1194,7 @@ def _progress_lines(p: dict[str, Any] | None) -> list[str]:
         f"Progress: {p['done']} of the protocol's {p['tasks']} tasks are finished. The other "
         f"{p['tasks'] - p['done']} need {'at least ' if p['unestimated'] else 'about '}"
         f"**{p['hours_left']:.1f} core-hours**: each model's remaining tasks times the mean fit time of its "
-        "finished ones (one thread per task, on this machine and at its load)"
+        f"last {RECENT_FITS} finished ones (one thread per task, on this machine and at its load)"
         + (f"; {', '.join(p['unestimated'])} not counted (none finished yet in one run)" if p["unestimated"] else "") + ".",
         "",
         "| model | finished | remaining | estimated core-hours left |",
