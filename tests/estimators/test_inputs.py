@@ -160,3 +160,14 @@ def test_constant_targets_fit_and_predict_close_to_the_constant():
     pred = model.predict(X)
     assert np.all(np.isfinite(pred)) and np.abs(pred - 3.5).max() < 1.0
     assert (model.y_center_, model.y_scale_) == ([3.5], [1.0])
+
+
+def test_targets_whose_squared_error_would_overflow_are_a_clear_error():
+    """A tiny interquartile range with a far outlier (found by the property test): scaled by the
+    IQR, 923 becomes 1.8e19, whose square overflows float32, and every lambda used to diverge."""
+    X = np.zeros((13, 1))
+    y = np.array([0.0] * 9 + [1.0, 1.0, 923.0, 1e-16])
+    with pytest.raises(ValueError, match=r"too far from the median.*squared error would overflow float32"):
+        PSiLONRegressor(**FAST).fit(X, y)
+    y_ok = np.array([0.0] * 9 + [1.0, 1.0, 923.0, 1e-16]) + np.arange(13)  # a normal spread: fits
+    assert np.isfinite(PSiLONRegressor(**FAST).fit(X, y_ok).predict(X)).all()

@@ -1,6 +1,8 @@
 """The paper's recipe stays reproducible: with ``init='paper', learning_rate=2e-3, length_lr_scale=1,
 restore='final', patience=None`` the estimators give bit for bit what psilon gave before
-the faster default recipe (values recorded with the code of commit 51e0b05), and the
+the faster default recipe (values recorded with the code of commit 51e0b05, recorded again
+when training began to flush denormal floats to zero: the values moved by up to 1e-5
+relative, e.g. the MLP's first validation loss 0.96775252 -> 0.96775591), and the
 benchmark's PSiLON entries run that recipe unless a protocol asks otherwise."""
 
 import numpy as np
@@ -12,7 +14,7 @@ from psilon.bench.models import PAPER_RECIPE, get_model
 
 PAPER = dict(init="paper", learning_rate=2e-3, length_lr_scale=1.0, restore="final", patience=None, device="cpu")
 SMALL = dict(width=16, depth=3, max_steps=150, lambdas=[1e-3, 1e-1], random_state=0)
-GOLDEN = {"mlp": {"lambda_": 0.001, "val": [0.9677525162696838, 1.050252079963684], "pred": [186.57224940641873, 133.4986532466209, 171.3647779052945, 158.79929541077476, 137.98545668657303], "lip": 108.68851062655449}, "resnet": {"lambda_": 0.001, "val": [0.8596487045288086, 0.8731842041015625], "pred": [179.77754189833928, 85.03683211634993, 163.6715782796959, 161.41859050211178, 130.86564217093172], "lip": 100.24366495013237}, "clf": {"val": [0.5918388366699219, 0.6445265412330627], "proba": [0.6511732892777415, 0.41605662490399803, 0.5965840244663873, 0.5280195572601414, 0.44273596554827294]}}
+GOLDEN = {"mlp": {"lambda_": 0.001, "val": [0.967755913734436, 1.0502526760101318], "pred": [186.57139340669147, 133.49862046653965, 171.3639400385623, 158.79865801867703, 137.98461864039973], "lip": 108.68855515122414}, "resnet": {"lambda_": 0.001, "val": [0.8596487045288086, 0.8731837868690491], "pred": [179.77754448334824, 85.03683700063091, 163.67158095991064, 161.4185880757456, 130.86564674781664], "lip": 100.24366495013237}, "clf": {"val": [0.5918390154838562, 0.6445255279541016], "proba": [0.6511732263074743, 0.4160566019826046, 0.5965844100255354, 0.528019471839382, 0.44273595813253985]}}
 
 
 @pytest.mark.parametrize("architecture", ["mlp", "resnet"])

@@ -12,7 +12,9 @@ from psilon.estimators._preprocessing import robust_target_scaling
 
 __all__ = ["PSiLONRegressor"]
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: The largest scaled target trained on: the squared error of a batch is summed in
+#: float32, so beyond ~1.8e19 a single square overflows; 1e15 leaves room for the sum.
+_SCALED_TARGET_MAX = 1e15
 
 
 class PSiLONRegressor(RegressorMixin, _PSiLONBase):
@@ -107,10 +109,11 @@ class PSiLONRegressor(RegressorMixin, _PSiLONBase):
         """``(y - y_center_) / y_scale_`` as float32 (the network's target)."""
         scaled = (y2 - self.y_center_) / self.y_scale_
         biggest = float(np.abs(scaled).max()) if scaled.size else 0.0
-        if biggest > _FLOAT32_MAX:
+        if biggest > _SCALED_TARGET_MAX:
             raise ValueError(
                 f"{name} has values too far from the median relative to the interquartile range: "
-                f"{biggest:.3g} interquartile half-ranges, beyond float32"
+                f"{biggest:.3g} interquartile half-ranges (at most {_SCALED_TARGET_MAX:.0e}: their squared error "
+                "would overflow float32); remove the outliers or transform y (e.g. a log)"
             )
         return scaled.astype(np.float32)
 
