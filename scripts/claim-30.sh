@@ -85,6 +85,12 @@ reports() {
     "$PSILON" report "$R/paper-exact" "$R/default-recipe-30" "$R/recipe-ablation" --out "$R/claim-30"
 }
 
+ensure_peers() {  # realmlp-td needs pytabkit (psilon[peers]), which `make` does not install
+    "$(dirname "$PSILON")/python" -c "import pytabkit" 2> /dev/null && return
+    echo "claim-30: installing psilon[peers] (pytabkit, for default-recipe-30's realmlp-td)"
+    "$(dirname "$PSILON")/python" -m pip install -q -c constraints.txt -e ".[peers]"
+}
+
 start_lane() {  # start_lane lane1|lane2 [store pattern]: refuses if that lane's stores are being run
     if pgrep -f "psilon bench ($2) " > /dev/null; then
         echo "claim-30: a run of $1's stores is already going (pgrep -af 'psilon bench'); not starting another" >&2
@@ -101,6 +107,7 @@ start_lane() {  # start_lane lane1|lane2 [store pattern]: refuses if that lane's
 
 case "${1:-start}" in
     start)
+        ensure_peers
         case "${2:-both}" in
             both) start_lane lane1 "default-recipe-30|recipe-ablation|paper-exact" || exit 1
                   start_lane lane2 "paper-exact|default-recipe-30|recipe-ablation" ;;
