@@ -215,7 +215,6 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
                 "lipschitz_bound": np.nan if r.get("lipschitz_bound") is None else float(np.max(r["lipschitz_bound"])),
                 "fit_seconds": r.get("fit_seconds", np.nan),
                 "resumed": bool(r.get("restored_checkpoints")),
-                "finished_at": r.get("finished_at") or "",
                 "curves_file": r.get("curves_file"),
                 "selected": r.get("selected") or {},
             }
@@ -316,7 +315,8 @@ def _summarize_protocol(part: pd.DataFrame, rows: list[dict[str, Any]]) -> dict[
     ]
     if any(r.get("status") == "ok" and r.get("entry") == ABLATION_ENTRY for r in rows):
         out["ablation"] = _ablation_summary(rows)
-    out["fit_time"] = {m: _fit_time(g) for m, g in part.groupby("model")}
+    recent = recent_fits(rows)
+    out["fit_time"] = {m: _fit_time(g, recent.get(m)) for m, g in part.groupby("model")}
     out["total_fit_hours"] = float(part["fit_seconds"].sum()) / 3600
     if PSILON in means.columns:
         for rival in RIVALS:
@@ -334,15 +334,15 @@ def _summarize_protocol(part: pd.DataFrame, rows: list[dict[str, Any]]) -> dict[
     return out
 
 
-def _fit_time(group: pd.DataFrame) -> dict[str, Any]:
+def _fit_time(group: pd.DataFrame, recent: list[float] | None) -> dict[str, Any]:
     """A model's fit times: tasks and total hours as stored, how many tasks were resumed from
     checkpoints (their fit time is the last run's only), and the mean seconds of a task
-    over those that ran in one go, all of them and the last :data:`RECENT_FITS` to finish
+    over those that ran in one go, all of them and ``recent`` (its :func:`recent_fits`)
     (``None`` when every task was resumed: no whole fit time)."""
-    whole = group.loc[~group["resumed"]].sort_values("finished_at", kind="stable")["fit_seconds"]
+    whole = group.loc[~group["resumed"], "fit_seconds"]
     return {"tasks": int(len(group)), "hours": float(group["fit_seconds"].sum()) / 3600,
             "resumed": int(group["resumed"].sum()), "mean_seconds": float(whole.mean()) if len(whole) else None,
-            "recent_mean_seconds": float(whole.iloc[-RECENT_FITS:].mean()) if len(whole) else None}
+            "recent_mean_seconds": float(np.mean(recent)) if recent else None}
 
 
 def recent_fits(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
