@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from psilon.train import Callback, build_network, flush_denormals, flushing_denormals, train_members
+from psilon.train.runtime import _gomp_parallel, _in_each_team_thread
 
 SUPPORTED = torch.set_flush_denormal(False)  # also leaves this thread in the default state
 needs_ftz = pytest.mark.skipif(not SUPPORTED, reason="this CPU cannot flush denormals (not x86 with SSE3)")
@@ -64,15 +65,61 @@ def test_the_setting_is_per_thread_and_new_threads_inherit_it():
     assert not flushing_denormals()
 
 
+needs_openmp = pytest.mark.skipif(_gomp_parallel() is None, reason="no OpenMP runtime (GOMP_parallel) in this torch build")
+
+
+@pytest.fixture
+def two_threads_pool_started():
+    """torch on two threads, its OpenMP pool created (by a parallel product) before any flushing."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    torch.randn(256, 256) @ torch.randn(256, 256)
+    yield
+    torch.set_num_threads(threads)
+
+
+@needs_ftz
+@needs_openmp
+def test_the_openmp_team_an_existing_pool_included_flushes_inside_and_is_restored(two_threads_pool_started):
+    assert len(_in_each_team_thread(threading.get_ident)) == 2  # the caller and one pool thread
+    assert not any(_in_each_team_thread(flushing_denormals).values())
+    with flush_denormals():
+        assert list(_in_each_team_thread(flushing_denormals).values()) == [True, True]
+        assert flushing_denormals(team=True)
+    assert not any(_in_each_team_thread(flushing_denormals).values())
+
+
+@needs_ftz
+@needs_openmp
+def test_each_team_thread_gets_its_own_previous_setting_back(two_threads_pool_started):
+    torch.set_flush_denormal(True)  # the calling thread only: the pool thread does not flush
+    try:
+        before = _in_each_team_thread(flushing_denormals)
+        assert sorted(before.values()) == [False, True]
+        with flush_denormals():
+            assert flushing_denormals(team=True)
+        assert _in_each_team_thread(flushing_denormals) == before
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def test_an_error_in_a_team_thread_is_raised_in_the_caller():
+    def fail():
+        raise ArithmeticError("in a team thread")
+
+    with pytest.raises(ArithmeticError, match="in a team thread"):
+        _in_each_team_thread(fail)
+
+
 class _Record(Callback):
-    def __init__(self):
-        self.flags = []
+    def __init__(self, team=False):
+        self.flags, self.team = [], team
 
     def on_step_end(self, loop, step):
-        self.flags.append(flushing_denormals())
+        self.flags.append(flushing_denormals(team=self.team))
 
     def on_evaluation(self, loop, done):
-        self.flags.append(flushing_denormals())
+        self.flags.append(flushing_denormals(team=self.team))
 
 
 @needs_ftz
@@ -86,3 +133,17 @@ def test_training_flushes_denormals_and_leaves_the_thread_as_it_was():
                   val_data=(X, y), callbacks=[record])
     assert record.flags == [True] * 8  # 6 steps and 2 evaluations
     assert not flushing_denormals()
+
+
+@needs_ftz
+@needs_openmp
+def test_training_on_two_threads_flushes_in_every_thread_of_the_pool(two_threads_pool_started):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3)).astype(np.float32)
+    y = (X[:, 0] - X[:, 1]).astype(np.float32)
+    record = _Record(team=True)
+    net = build_network("standard", 3, 1, width=8, depth=3)
+    train_members(net, X, y, lambdas=1e-3, max_steps=3, eval_every=3, batch_size=32,
+                  val_data=(X, y), callbacks=[record])
+    assert record.flags == [True] * 4  # 3 steps and 1 evaluation, both threads flushing each time
+    assert not flushing_denormals(team=True) and not any(_in_each_team_thread(flushing_denormals).values())
