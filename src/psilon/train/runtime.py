@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -68,23 +69,21 @@ def tune_allocator() -> bool:
 
 
 _TEAM_BODY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-_GOMP_PARALLEL: list = []  # [GOMP_parallel or None] once looked up
 
 
+@functools.cache
 def _gomp_parallel():
     """``GOMP_parallel`` of the OpenMP runtime loaded in the process (torch's), or None.
 
     libgomp defines it, and Intel's libiomp5 exports it for GNU compatibility. Looked up
-    once, among the process's global symbols (torch loads its OpenMP runtime globally).
+    among the process's global symbols (torch loads its OpenMP runtime globally).
     """
-    if not _GOMP_PARALLEL:
-        try:
-            fn = ctypes.CDLL(None).GOMP_parallel
-            fn.argtypes, fn.restype = [_TEAM_BODY, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint], None
-        except (OSError, AttributeError, TypeError):  # no OpenMP runtime, or no dlopen(NULL) (Windows)
-            fn = None
-        _GOMP_PARALLEL.append(fn)
-    return _GOMP_PARALLEL[0]
+    try:
+        fn = ctypes.CDLL(None).GOMP_parallel
+    except (OSError, AttributeError, TypeError):  # no OpenMP runtime, or no dlopen(NULL) (Windows)
+        return None
+    fn.argtypes, fn.restype = [_TEAM_BODY, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint], None
+    return fn
 
 
 def _in_each_team_thread(fn: Callable[[], Any]) -> dict[int, Any]:
