@@ -63,6 +63,8 @@ def test_a_warm_path_in_flight_counts_its_lambdas_and_the_time_left(store):
            "about 3 min left" in text  # 300 s from the last file, 100 s of them gone
     late = format_status(store_status(out), now=datetime.fromtimestamp(now) + timedelta(minutes=5))
     assert "last written 7 min ago; due about now" in late
+    idle = format_status(store_status(out), now=datetime.fromtimestamp(now) + timedelta(hours=3))
+    assert "last written 3.0 h ago; idle (no run is working on it): about 5 min left once one resumes it" in idle
 
 
 def test_a_run_snapshot_in_flight_gives_its_step(store):
@@ -81,6 +83,8 @@ def test_a_run_snapshot_in_flight_gives_its_step(store):
     assert (f.total, f.seconds_left) == (2000, pytest.approx(300.0))  # 750 steps at 0.4 s each
     text = format_status(store_status(out), now=f.last_write + timedelta(seconds=60))
     assert "step 1,250 of 2,000, last written 1 min ago; about 4 min left if it runs all its steps" in text
+    idle = format_status(store_status(out), now=f.last_write + timedelta(minutes=11))  # 2 snapshot periods gone
+    assert "last written 11 min ago; idle (no run is working on it): about 5 min left once one resumes it" in idle
     (folder / "run.pt").write_bytes(b"half a fi")  # caught mid-replace, or damaged: said so, no traceback
     (f,) = store_status(out).in_flight
     assert f.done == -1 and "snapshot unreadable" in format_status(store_status(out))

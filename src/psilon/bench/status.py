@@ -34,6 +34,7 @@ import torch
 from psilon.bench.protocols import Protocol, Task
 from psilon.bench.report import protocol_progress, read_usable, split_superseded, summarize
 from psilon.bench.store import CHECKPOINTS_DIR, STORE_NAME, ResultStore
+from psilon.train.checkpoint import RUN_SNAPSHOT_SECONDS
 
 __all__ = ["InFlight", "StoreStatus", "format_status", "in_flight", "store_status"]
 
@@ -53,7 +54,9 @@ class InFlight:
     median time between two of its files (``None`` with fewer than two files); the median,
     so that a pause between two sessions does not count as a lambda's time. For a run, the
     steps left to ``total`` at the snapshot's pace (its training seconds per step; ``None``
-    for snapshots without their time, or without a step count to reach).
+    for snapshots without their time, or without a step count to reach). ``interval``: the
+    seconds between two of its writes (the median gap of a warm path, the snapshot period
+    of a run); a task not written for over twice that is idle, no run working on it now.
     """
 
     key: str
@@ -63,6 +66,7 @@ class InFlight:
     total: int | None
     last_write: datetime | None
     seconds_left: float | None = None
+    interval: float | None = None
 
 
 @dataclass
@@ -115,10 +119,9 @@ def _warm(key: str, task: Task | None, files: list[Path]) -> InFlight:
     folds = {_WARM_FILE.fullmatch(f.name).group(1) for f in files}
     lambdas = task.model.params.get("lambdas") if task is not None else None
     total = len(lambdas) * len(folds) if isinstance(lambdas, list) and folds == {"-1"} else None
-    left = None
-    if total is not None and len(times) >= 2:
-        left = (total - len(files)) * statistics.median(b - a for a, b in zip(times, times[1:]))
-    return InFlight(key, task, "warm path", len(files), total, datetime.fromtimestamp(times[-1]), left)
+    gap = statistics.median(b - a for a, b in zip(times, times[1:])) if len(times) >= 2 else None
+    left = (total - len(files)) * gap if total is not None and gap is not None else None
+    return InFlight(key, task, "warm path", len(files), total, datetime.fromtimestamp(times[-1]), left, gap)
 
 
 def _run(key: str, task: Task | None, file: Path) -> InFlight:
@@ -133,7 +136,7 @@ def _run(key: str, task: Task | None, file: Path) -> InFlight:
     left = None
     if total is not None and done > 0 and state.get("seconds"):  # snapshots since 2026-11-30 carry their time
         left = (total - done) * float(state["seconds"]) / done
-    return InFlight(key, task, "run", done, total, written, left)
+    return InFlight(key, task, "run", done, total, written, left, RUN_SNAPSHOT_SECONDS)
 
 
 def in_flight(folder: Path, tasks: dict[str, Task], finished: set[str]) -> list[InFlight]:
@@ -184,10 +187,14 @@ def _duration(seconds: float) -> str:
 
 
 def _eta(f: InFlight, now: datetime, condition: str = "") -> str:
-    """``seconds_left`` counted from the last write (the work after it is partly done)."""
+    """``seconds_left`` counted from the last write (the work after it is partly done), or
+    all of it when the task is idle: not written for over twice its ``interval``."""
     if f.seconds_left is None:
         return ""
-    left = f.seconds_left - (now - f.last_write).total_seconds()
+    since = (now - f.last_write).total_seconds()
+    if f.interval is not None and since > 2 * f.interval:
+        return f"; idle (no run is working on it): about {_duration(f.seconds_left)} left once one resumes it{condition}"
+    left = f.seconds_left - since
     return f"; about {_duration(left)} left{condition}" if left > 30 else "; due about now"
 
 
