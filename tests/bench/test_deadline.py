@@ -126,6 +126,9 @@ def test_a_task_in_flight_is_estimated_from_its_checkpoints(tmp_path, tiny_proto
     times = TaskTimes.of_store(tmp_path, ResultStore(tmp_path / STORE_NAME).rows(), tasks)
     assert times.seconds(tasks[1]) == pytest.approx(120.0)  # 2 lambdas left x 60 s
     assert times.seconds(tasks[2]) == 3600.0  # not started: the model's estimate
+    slow = TaskTimes([_row(tasks[0].key, "warm-net", 100.0, dataset=tasks[0].dataset)], {tasks[1].key: 120.0})
+    assert slow.seconds(tasks[1]) == 100.0  # gaps of a slower earlier run: capped at the label's whole fit
+    assert TaskTimes([], {tasks[1].key: 120.0}).seconds(tasks[1]) == 120.0  # nothing else timed: its own gaps
 
 
 def test_the_command_prints_what_it_left_for_later(tmp_path, tiny_protocol, capsys):

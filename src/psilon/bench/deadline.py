@@ -12,7 +12,11 @@ How long a task should take (:class:`TaskTimes`):
 
 - a task in flight (partial work in ``checkpoints/<key>/`` from a killed run of this
   folder) takes the time left that ``psilon status`` gives it
-  (:func:`~psilon.bench.status.in_flight`), when it has one;
+  (:func:`~psilon.bench.status.in_flight`), when it has one, but no more than its
+  model's whole fit below: that time comes from its own earlier writes, which may be
+  a slower machine's or code's (the 2dplanes StandardNet's first two lambdas were timed
+  before denormals were flushed, and gave 3.3 h for the 11 left, where the label's whole
+  fits since took 22-25 minutes);
 - otherwise its model label's last finished tasks in the store set it: the 90th
   percentile of the fit times (``fit_seconds``, one thread each) of its last
   :data:`~psilon.bench.report.RECENT_FITS` to finish
@@ -104,11 +108,11 @@ class TaskTimes:
 
     def seconds(self, task: Task) -> float | None:
         """The estimate for ``task``; ``None`` when the store has timed nothing."""
-        if task.key in self.left:
-            return self.left[task.key]
-        if task.model.label in self.by_label:
-            return self.by_label[task.model.label]
-        return max(self.by_label.values(), default=None)
+        whole = self.by_label.get(task.model.label, max(self.by_label.values(), default=None))
+        left = self.left.get(task.key)
+        if left is None or whole is None:
+            return whole if left is None else left
+        return min(left, whole)
 
 
 def within_deadline(
