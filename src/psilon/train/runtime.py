@@ -138,9 +138,9 @@ def flush_denormals() -> Iterator[bool]:
     gives each one its previous setting back (other threads created inside keep it). Without an
     OpenMP runtime only the calling thread is set. Measured with two threads on a
     paper-exact StandardNet's state after its second lambda (2dplanes; 161 of a layer's
-    lengths and 203 head weights were denormal): 72 ms per training step with denormals
-    kept, 55 ms with only the calling thread flushing them, 11.4 ms with the whole team
-    (``benchmarks/bench_denormals.py --threads 2 --tiny 1e-39`` builds such a state). See the module
+    lengths and 203 head weights were denormal): 74 ms per training step with denormals
+    kept, 54 ms with only the calling thread flushing them, 10.4 ms with the whole team
+    (``benchmarks/bench_denormals.py --threads 2 --checkpoint <that lambda file>``). See the module
     docstring for why training uses it.
     """
 
