@@ -25,11 +25,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-
 import contextlib
 import copy
+import statistics
+import time
 
 import torch
 
