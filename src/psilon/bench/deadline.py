@@ -110,9 +110,9 @@ class TaskTimes:
         """The estimate for ``task``; ``None`` when the store has timed nothing."""
         whole = self.by_label.get(task.model.label, max(self.by_label.values(), default=None))
         left = self.left.get(task.key)
-        if left is None or whole is None:
-            return whole if left is None else left
-        return min(left, whole)
+        if left is None:
+            return whole
+        return left if whole is None else min(left, whole)
 
 
 def within_deadline(
