@@ -319,6 +319,44 @@ def test_claim_statistics_have_the_known_answers():
     assert ranks["groups"] == [["random-forest", "psilon-net"], ["psilon-net", "standard-net"]]
 
 
+def _with_accuracy(rows, accuracies):
+    """``rows`` with the datasets of ``accuracies`` ({dataset: {model: test accuracy}}) turned into
+    classification (the score becomes the log loss)."""
+    out = []
+    for r in rows:
+        acc = accuracies.get(r["dataset"], {}).get(r["model"])
+        if r["dataset"] in accuracies:
+            test = {"log_loss": r["metrics"]["test"]["rmse"], "accuracy": 0.9 if acc is None else acc}
+            r = {**r, "task_type": "binary", "primary_metric": "log_loss", "metrics": {"test": test, "val": test}}
+        out.append(r)
+    return out
+
+
+def test_claim_is_also_tested_without_the_saturated_datasets(tmp_path):
+    # d00 (a win) and d25 (a loss) have PSiLON Net and StandardNet both at >= 0.999; d01 does not
+    # (StandardNet 0.998); random forest is at 0.99 on d00, so against it nothing is saturated
+    rows = _with_accuracy(_claim_rows(), {
+        "d00": {"psilon-net": 1.0, "standard-net": 0.9995, "random-forest": 0.99},
+        "d01": {"psilon-net": 1.0, "standard-net": 0.998},
+        "d25": {"psilon-net": 0.9992, "standard-net": 1.0},
+    })
+    _store(tmp_path, rows)
+    c = write_report(tmp_path)["paper-exact"]["claim"]["rivals"]
+    std, rf = c["standard-net"], c["random-forest"]
+    assert (std["wins"], std["losses"], std["verdict"]) == (21, 9, "reproduces")  # the verdict counts them all
+    assert (std["saturated"], std["saturated_wins"]) == (["d00", "d25"], 1)
+    u = std["unsaturated"]
+    assert (u["wins"], u["ties"], u["losses"], u["datasets"]) == (20, 0, 8, 28)
+    assert u["sign_p"] == pytest.approx(_two_sided_binomial(20, 28), rel=1e-9)
+    kept = [1.0 - 0.01 * (i + 1) for i in range(1, 21)] + [1.0 + 0.001 * j for j in range(1, 10) if j != 5]
+    assert u["geometric_mean_ratio"] == pytest.approx(math.exp(sum(map(math.log, kept)) / 28))
+    assert (rf["saturated"], rf["unsaturated"]) == ([], None)
+    text = (tmp_path / "report.md").read_text()
+    assert ("against standard-net, 2 saturated (d00, d25; PSiLON Net lower on 1); without them 20 wins, 0 ties, "
+            "8 losses on 28 datasets") in text
+    assert "against random-forest, " not in text.split("Saturated datasets")[1].split("\n")[0]
+
+
 def test_critical_difference_matches_demsars_table():
     from psilon.bench.report import critical_difference
 
