@@ -362,9 +362,10 @@ def recent_fits(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
     return {label: times[-RECENT_FITS:] for label, times in fits.items()}
 
 
-def _split_scores(part: pd.DataFrame) -> pd.DataFrame:
-    """Test primary metric as a (dataset, split_id) x model table (NaN: not finished)."""
-    return part.pivot_table(index=["dataset", "split_id"], columns="model", values="score", aggfunc="mean")
+def _split_scores(part: pd.DataFrame, values: str = "score") -> pd.DataFrame:
+    """Test primary metric (or another column of the frame: ``values``) as a (dataset, split_id) x
+    model table (NaN: not finished)."""
+    return part.pivot_table(index=["dataset", "split_id"], columns="model", values=values, aggfunc="mean")
 
 
 def _paired_ranks(scores: pd.DataFrame) -> pd.DataFrame:
@@ -707,13 +708,13 @@ def _rank_test(ranks: pd.DataFrame) -> dict[str, Any] | None:
 def _claim_summary(part: pd.DataFrame) -> dict[str, Any]:
     """PSiLON Net against StandardNet and random forest on the paper's 30 datasets, paired as the
     wins of :func:`_summarize_protocol`, with the tests and the verdict on 21 of 30."""
-    scores = _split_scores(part)
+    scores, accuracy = _split_scores(part), _split_scores(part, "accuracy")
     rivals = {}
     for rival in RIVALS:
         if PSILON in scores.columns and rival in scores.columns:
             both = _paired_means(scores, PSILON, rival)
             tests = _paired_tests(both[PSILON], both[rival])
-            saturated = _saturated(part, both.index, rival)
+            saturated = _saturated(accuracy, rival)
             kept = both.drop(index=saturated)
             rivals[rival] = {**tests, "verdict": _claim_verdict(tests["wins"], tests["datasets"]),
                              "saturated": saturated,
@@ -722,14 +723,13 @@ def _claim_summary(part: pd.DataFrame) -> dict[str, Any]:
     return {"wins_needed": CLAIM_WINS, "of": CLAIM_OF, "rivals": rivals, "ranks": _rank_test(_paired_ranks(scores))}
 
 
-def _saturated(part: pd.DataFrame, datasets: pd.Index, rival: str) -> list[str]:
-    """The ``datasets`` where PSiLON Net and ``rival`` both reach a mean test accuracy of at least
-    :data:`SATURATED_ACCURACY` over the splits both have finished (classification only)."""
-    acc = part.pivot_table(index=["dataset", "split_id"], columns="model", values="accuracy", aggfunc="mean")
-    if PSILON not in acc.columns or rival not in acc.columns:
+def _saturated(accuracy: pd.DataFrame, rival: str) -> list[str]:
+    """The datasets where PSiLON Net and ``rival`` both reach a mean test accuracy of at least
+    :data:`SATURATED_ACCURACY` over the splits both have finished (classification only;
+    ``accuracy`` is :func:`_split_scores` of the accuracy)."""
+    if PSILON not in accuracy.columns or rival not in accuracy.columns:
         return []
-    both = acc[[PSILON, rival]].dropna().groupby(level="dataset").mean()
-    both = both[both.index.isin(datasets)]
+    both = _paired_means(accuracy, PSILON, rival)
     return sorted(both.index[(both >= SATURATED_ACCURACY).all(axis=1)])
 
 
@@ -934,8 +934,8 @@ def _saturated_lines(rivals: dict[str, dict[str, Any]], head: str = "Saturated d
     """The claim's tests again without the saturated datasets (:data:`SATURATED_ACCURACY`), per rival that has any."""
     parts = []
     for rival, r in rivals.items():
-        sat, u = r.get("saturated") or [], r.get("unsaturated")
-        if not sat or u is None:
+        sat, u = r["saturated"], r["unsaturated"]
+        if not sat:
             continue
         names = ", ".join(d.split(":", 1)[-1] for d in sat)
         parts.append(
