@@ -124,6 +124,20 @@ def test_resumed_commands_are_listed_once_with_their_run_count(synthetic_store, 
     assert "command 1 ran 3 times." in text and "command 2 ran" not in text
 
 
+def test_a_resumed_command_with_a_new_deadline_is_the_same_command(synthetic_store, tmp_path):
+    base = synthetic_store
+    first = "psilon bench synthetic --out x --jobs 1"
+    second = "psilon bench synthetic --out x --jobs 1 --models linear"
+    log = [first, first + " --finish-by 21:45", "psilon bench synthetic --out x --finish-by=+2h --jobs 1",
+           second + " --finish-by 2026-12-01T03:30", second]
+    (base / "commands.txt").write_text("\n".join(log) + "\n")
+    write_report(base / STORE_NAME, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert text.split("```")[1].strip().splitlines() == [first, second]
+    assert "command 1 ran 3 times; command 2 ran 2 times." in text
+    assert "3 of the 5 runs had a `--finish-by` deadline" in text
+
+
 def test_missing_store_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no result store"):
         write_report(tmp_path)

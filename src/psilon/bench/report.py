@@ -1040,18 +1040,33 @@ def _fmt(value, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
+# ``--finish-by TIME`` only decides which tasks a run starts, never what a task computes: a
+# resumed run with a new deadline is the same command (its first form is shown).
+_FINISH_BY = re.compile(r"\s--finish-by(?:=|\s+)\S+")
+
+
 def _produced_by(log: str) -> list[str]:
     """The "Produced by" section: each distinct command of ``commands.txt`` once, in first-run order.
 
-    A long run is resumed by re-issuing the same command, so the log repeats it; the section says how often.
+    A long run is resumed by re-issuing the same command, often with a new ``--finish-by``
+    deadline, so the log repeats it; the section lists it once and says how often it ran.
     """
-    runs = Counter(line.strip() for line in log.splitlines() if line.strip())
+    runs: Counter[str] = Counter()
+    deadlines = 0
+    for line in log.splitlines():
+        if line.strip():
+            command, n = _FINISH_BY.subn("", line.strip())
+            runs[command] += 1
+            deadlines += n > 0
     if not runs:
         return []
     lines = ["Produced by:", "", "```", *runs, "```", ""]
     repeated = [f"command {i} ran {n} times" for i, n in enumerate(runs.values(), 1) if n > 1]
     if repeated:
         lines += ["Resumed runs (each run skipped the tasks already in the store): " + "; ".join(repeated) + ".", ""]
+    if deadlines:
+        lines += [f"{deadlines} of the {sum(runs.values())} runs had a `--finish-by` deadline, left out above: it only "
+                  "decides which tasks a run starts, not what they compute.", ""]
     return lines
 
 
