@@ -9,9 +9,10 @@ import torch
 
 from psilon.bench.cli import main
 from psilon.bench.protocols import Protocol
+from psilon.bench import runner
 from psilon.bench.runner import CHECKPOINTS_DIR, STORE_NAME, run_protocol
 from psilon.bench.status import format_status, store_status
-from psilon.bench.store import ResultStore
+from psilon.bench.store import STARTED_NAME, ResultStore
 
 LAMBDAS = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
 
@@ -135,3 +136,45 @@ def test_rows_on_datasets_outside_the_protocol_are_counted_apart(store):
     assert (st.tasks, st.finished, st.other_datasets, st.other_finished) == (16, 4, ["sklearn:wine"], 2)
     assert "besides, 2 tasks finished on datasets outside the protocol's list (a run with --datasets): sklearn:wine" \
         in format_status(st)
+
+
+def test_every_task_marks_its_start_and_status_names_it_while_it_runs(store, monkeypatch):
+    """A forest saves nothing midway; its start marker still names it in flight, with its model's mean fit time."""
+    out, _ = store
+    protocol = Protocol.from_dict(json.loads((out / "protocol.json").read_text()))
+    seen = []
+    real = runner._prepared
+
+    def spy(task, data_dir):  # runs inside the task, after its start is marked
+        st = store_status(out)
+        seen.append((task.key, st.running, [(f.key, f.kind, f.started is not None) for f in st.in_flight]))
+        return real(task, data_dir)
+
+    monkeypatch.setattr(runner, "_prepared", spy)
+    assert run_protocol(protocol, out, models=["random-forest"], splits=[0], progress=False).ok == 2
+    assert len(seen) == 2
+    assert [(running, flights) for _, running, flights in seen] == [(True, [(key, "started", True)]) for key, _, _ in seen]
+    assert not (out / CHECKPOINTS_DIR).exists() or not any((out / CHECKPOINTS_DIR).iterdir())  # removed with the rows
+
+    task = next(t for t in protocol.tasks() if t.model.label == "random-forest" and t.split_id == 1)
+    folder = out / CHECKPOINTS_DIR / task.key
+    folder.mkdir(parents=True)
+    (folder / STARTED_NAME).write_text("{}")
+    start = datetime.now().timestamp() - 120
+    os.utime(folder / STARTED_NAME, (start, start))
+    now = datetime.fromtimestamp(start) + timedelta(minutes=2)
+    st = store_status(out)
+    (f,) = st.in_flight
+    assert (f.key, f.kind, f.started) == (task.key, "started", datetime.fromtimestamp(start))
+    what = f"random-forest on {task.dataset}, split 1"
+    assert f"{what}: started 2 min ago by a run that is no longer writing to the store; it saved nothing" \
+        in format_status(st, now=now)  # no lock held: the run that started it is gone
+    st.running = True
+    mean = st.progress["models"]["random-forest"]["seconds"]  # the two fits above
+    assert mean is not None and mean < 90
+    assert f"{what}: started 2 min ago, saves nothing midway; past its model's recent mean fit time" in format_status(st, now)
+    st.progress["models"]["random-forest"]["seconds"] = 600.0
+    assert f"{what}: started 2 min ago, saves nothing midway; about 8 min left at its model's recent mean fit " \
+           "time (10 min)" in format_status(st, now=now)
+    st.progress["models"]["random-forest"]["seconds"] = None
+    assert "saves nothing midway (its model has no finished fit to time yet)" in format_status(st, now=now)

@@ -1217,9 +1217,9 @@ def protocol_progress(s: dict[str, Any], protocol_info: dict[str, Any]) -> dict[
 
     Per model label of ``protocol_info`` (``protocol.json``): the tasks of the protocol
     (its datasets times its splits), those finished (``ok``) and the rest; the estimate of
-    the rest is its count times the mean fit time of the model's last :data:`RECENT_FITS`
-    finished tasks that ran in one go (one thread each, so task-hours are core-hours),
-    ``None`` while none has finished.
+    the rest is its count times that mean fit time (``seconds``) of the model's last
+    :data:`RECENT_FITS` finished tasks that ran in one go (one thread each, so task-hours
+    are core-hours), ``None`` while none has finished.
     """
     datasets = list(protocol_info.get("datasets", []))
     per_model = len(datasets) * len(SplitSpec(**protocol_info.get("split", {})).split_ids)
@@ -1231,7 +1231,7 @@ def protocol_progress(s: dict[str, Any], protocol_info: dict[str, Any]) -> dict[
         recent = timed.get("recent_mean_seconds", timed.get("mean_seconds"))
         mean_hours = recent / 3600 if recent is not None else None
         left = per_model - done
-        models[label] = {"tasks": per_model, "done": done, "left": left,
+        models[label] = {"tasks": per_model, "done": done, "left": left, "seconds": recent,
                          "hours_left": None if mean_hours is None else left * mean_hours}
     known = [m["hours_left"] for m in models.values() if m["hours_left"] is not None]
     return {

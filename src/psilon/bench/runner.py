@@ -41,7 +41,7 @@ from psilon.bench.metrics import PRIMARY_METRIC, evaluate, predict_for_metrics
 from psilon.bench.models import ModelUnavailableError, get_model
 from psilon.bench.protocols import Protocol, Task, canonical_json
 from psilon.bench.reuse import ReuseIndex, reuse_rows
-from psilon.bench.store import CHECKPOINTS_DIR, STORE_NAME, ResultStore, atomic_write_text
+from psilon.bench.store import CHECKPOINTS_DIR, STARTED_NAME, STORE_NAME, ResultStore, atomic_write_text
 from psilon.datasets import Dataset, DatasetUnavailableError, find_data_dir, load_dataset, load_image_benchmark
 from psilon.train import resolve_device, tune_allocator
 from psilon.recovery.options import prepare_out_dir
@@ -174,7 +174,8 @@ def execute_task(
     ``checkpoints``: a folder; models that save partial work (``ModelEntry.checkpoints``)
     get ``checkpoint_dir=<checkpoints>/<task key>``, so a task killed midway resumes there;
     the row of a resumed task says how many checkpoint files it found
-    (``restored_checkpoints``): its ``fit_seconds`` are this run's only.
+    (``restored_checkpoints``): its ``fit_seconds`` are this run's only. Every task (that is
+    not skipped) marks its start there (``started.json``) for ``psilon status``.
     Benchmarks opt in to :func:`psilon.train.tune_allocator` (wide networks' temporaries
     stay in the heap) in whichever process runs the task.
     """
@@ -184,6 +185,8 @@ def execute_task(
     reason = entry.unavailable_reason()
     if reason is not None:
         return {**row, "status": "skipped", "note": reason, "finished_at": _now()}
+    if checkpoints is not None:
+        _mark_started(Path(checkpoints) / task.key)
     started = time.perf_counter()
     try:
         data = _prepared(task, data_dir)
@@ -238,6 +241,17 @@ def execute_task(
         "seconds": time.perf_counter() - started,
         "finished_at": _now(),
     }
+
+
+def _mark_started(folder: Path) -> None:
+    """Write ``folder/started.json`` (see :data:`~psilon.bench.store.STARTED_NAME`); the
+    runner removes the folder with the row. Best effort: a worker that cannot write there
+    (a Dask worker on another machine) runs the task all the same."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(folder / STARTED_NAME, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    except OSError:
+        pass
 
 
 def _now() -> str:

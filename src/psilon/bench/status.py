@@ -6,15 +6,18 @@ store's folder holds, without touching the run:
 
 - the protocol (``protocol.json``) and how many of its tasks are finished;
 - whether a process is writing to the store now (it holds the store's lock);
-- the tasks in flight, from their checkpoints (``checkpoints/<task key>/``): a warm lambda
+- the tasks in flight, from their folders in ``checkpoints/<task key>/``: every task
+  marks its start there (``started.json``), so a task that saves nothing midway (the
+  forests, the linear models) is named with the time since it started and its model's
+  recent mean fit time; a warm lambda
   path has one file per finished lambda, so it says *k of n lambdas* and, from the times
   between those files, when the path should end; an independent run has a snapshot
   (``run.pt``) that says its step, of how many (``max_steps``, resolved when ``'auto'``)
   and its training time so far, hence the time left if it runs all its steps;
 - the estimate of the rest, as in the report (:func:`~psilon.bench.report.protocol_progress`).
 
-Tasks of models that save nothing midway (the forests, the linear models) are not seen
-until their row lands.
+A run of code older than the ``started.json`` markers shows its non-saving tasks only
+once their row lands.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import torch
 
 from psilon.bench.protocols import Protocol, Task
 from psilon.bench.report import protocol_progress, read_usable, split_superseded, summarize
-from psilon.bench.store import CHECKPOINTS_DIR, STORE_NAME, ResultStore
+from psilon.bench.store import CHECKPOINTS_DIR, STARTED_NAME, STORE_NAME, ResultStore
 from psilon.train.checkpoint import RUN_SNAPSHOT_SECONDS
 
 __all__ = ["InFlight", "StoreStatus", "format_status", "in_flight", "store_status"]
@@ -47,8 +50,10 @@ class InFlight:
     """One task with partial work in the store's ``checkpoints/`` folder.
 
     ``kind``: ``'warm path'`` (``done`` lambdas of ``total``), ``'run'`` (a snapshot at step
-    ``done`` of ``total``; ``total`` is ``None`` when the model stops by itself) or
-    ``'unknown'`` (a folder with neither). ``task`` is ``None`` for a folder whose key no
+    ``done`` of ``total``; ``total`` is ``None`` when the model stops by itself),
+    ``'started'`` (only the start marker: a model that saves nothing midway, or one that
+    has not saved yet) or ``'unknown'`` (an empty folder). ``started``: when the task last
+    started (its ``started.json``), ``None`` without a marker. ``task`` is ``None`` for a folder whose key no
     task of the protocol has (a checkpoint of another protocol version: delete it).
     ``seconds_left``: from ``last_write`` on. For a warm path, the lambdas left times the
     median time between two of its files (``None`` with fewer than two files); the median,
@@ -67,6 +72,7 @@ class InFlight:
     last_write: datetime | None
     seconds_left: float | None = None
     interval: float | None = None
+    started: datetime | None = None
 
 
 @dataclass
@@ -148,13 +154,19 @@ def in_flight(folder: Path, tasks: dict[str, Task], finished: set[str]) -> list[
         if sub.name in finished:  # the row landed; the runner removes the folder right after
             continue
         task = tasks.get(sub.name)
+        marker = sub / STARTED_NAME
+        started = datetime.fromtimestamp(marker.stat().st_mtime) if marker.is_file() else None
         warm = [f for f in sub.iterdir() if _WARM_FILE.fullmatch(f.name)]
         if warm:
-            found.append(_warm(sub.name, task, warm))
+            flight = _warm(sub.name, task, warm)
         elif (sub / _RUN_FILE).is_file():
-            found.append(_run(sub.name, task, sub / _RUN_FILE))
+            flight = _run(sub.name, task, sub / _RUN_FILE)
+        elif started is not None:
+            flight = InFlight(sub.name, task, "started", 0, None, started)
         else:
-            found.append(InFlight(sub.name, task, "unknown", 0, None, None))
+            flight = InFlight(sub.name, task, "unknown", 0, None, None)
+        flight.started = started
+        found.append(flight)
     return found
 
 
@@ -198,7 +210,23 @@ def _eta(f: InFlight, now: datetime, condition: str = "") -> str:
     return f"; about {_duration(left)} left{condition}" if left > 30 else "; due about now"
 
 
-def _flight_line(f: InFlight, now: datetime) -> str:
+def _started_line(what: str, f: InFlight, now: datetime, running: bool, mean: float | None) -> str:
+    """A task with only its start marker: how long it has run, against its model's recent fits."""
+    since = (now - f.started).total_seconds()
+    if not running:
+        return (f"  {what}: started {_duration(since)} ago by a run that is no longer writing to the store; it "
+                "saved nothing, so a re-run starts it again")
+    line = f"  {what}: started {_duration(since)} ago, saves nothing midway"
+    if mean is None:
+        return line + " (its model has no finished fit to time yet)"
+    if mean - since > 30:
+        return line + f"; about {_duration(mean - since)} left at its model's recent mean fit time ({_duration(mean)})"
+    return line + f"; past its model's recent mean fit time ({_duration(mean)})"
+
+
+def _flight_line(f: InFlight, now: datetime, running: bool = True, mean: float | None = None) -> str:
+    """One line of the tasks in flight; ``running``: a run holds the store; ``mean``: the
+    recent mean fit seconds of the task's model (``None`` when unknown)."""
     what = (f"{f.task.model.label} on {f.task.dataset}, split {f.task.split_id}" if f.task is not None
             else f"task {f.key} (not in this protocol: a checkpoint of another version, safe to delete)")
     ago = "" if f.last_write is None else f", last written {_duration((now - f.last_write).total_seconds())} ago"
@@ -211,6 +239,8 @@ def _flight_line(f: InFlight, now: datetime) -> str:
         of = f" of {f.total:,}" if f.total is not None else " (stops by itself)"
         eta = _eta(f, now, " if it runs all its steps (early stopping may end it sooner)")
         return f"  {what}: run snapshot at step {f.done:,}{of}{ago}{eta}"
+    if f.kind == "started":
+        return _started_line(what, f, now, running, mean)
     return f"  {what}: checkpoint folder without a lambda file or snapshot yet"
 
 
@@ -222,12 +252,14 @@ def format_status(st: StoreStatus, now: datetime | None = None) -> str:
     if st.other_datasets:
         lines.append(f"besides, {st.other_finished} tasks finished on datasets outside the protocol's list "
                      f"(a run with --datasets): {', '.join(st.other_datasets)}")
+    p = st.progress
+    means = {label: m.get("seconds") for label, m in p["models"].items()} if p is not None else {}
     if st.in_flight:
         lines.append("in flight:")
-        lines += [_flight_line(f, now) for f in st.in_flight]
+        lines += [_flight_line(f, now, st.running, means.get(f.task.model.label) if f.task is not None else None)
+                  for f in st.in_flight]
     elif st.running:
-        lines.append("in flight: no checkpoint yet (a task that saves nothing midway, or one that just started)")
-    p = st.progress
+        lines.append("in flight: no task marked yet (a run of code older than the tasks' started.json markers)")
     if p is not None and p["done"] < p["tasks"]:
         rest = f"about {p['hours_left']:.1f} core-hours"
         if p["unestimated"]:

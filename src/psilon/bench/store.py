@@ -30,13 +30,17 @@ from typing import Any
 from psilon._files import atomic_write_bytes, atomic_write_text
 from psilon.bench.protocols import canonical_json
 
-__all__ = ["CHECKPOINTS_DIR", "STORE_NAME", "ResultStore", "StoreLockedError", "StoreScan", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["CHECKPOINTS_DIR", "STARTED_NAME", "STORE_NAME", "ResultStore", "StoreLockedError", "StoreScan", "atomic_write_bytes", "atomic_write_text"]
 
 #: File name of the store inside an output folder of ``psilon bench``.
 STORE_NAME = "results.jsonl"
 #: Per-task checkpoints (``<key>/``) of models that save partial work (the warm lambda
 #: path): a task killed midway resumes from them; removed once the task's row is stored.
 CHECKPOINTS_DIR = "checkpoints"
+#: In ``CHECKPOINTS_DIR/<key>/``: written when a task starts, by every model (its modification
+#: time is the start; it holds the process id and host), so ``psilon status`` can name the
+#: tasks in flight that save nothing midway (forests, linear models, boosted trees).
+STARTED_NAME = "started.json"
 
 NOT_JSON = "not JSON (a store line is one JSON object)"
 NOT_A_ROW = "not a JSON object with a 'key'"
