@@ -185,8 +185,7 @@ def execute_task(
     reason = entry.unavailable_reason()
     if reason is not None:
         return {**row, "status": "skipped", "note": reason, "finished_at": _now()}
-    if checkpoints is not None:
-        _mark_started(Path(checkpoints) / task.key)
+    _mark_started(checkpoints, task.key)
     started = time.perf_counter()
     try:
         data = _prepared(task, data_dir)
@@ -243,10 +242,13 @@ def execute_task(
     }
 
 
-def _mark_started(folder: Path) -> None:
-    """Write ``folder/started.json`` (see :data:`~psilon.bench.store.STARTED_NAME`); the
-    runner removes the folder with the row. Best effort: a worker that cannot write there
-    (a Dask worker on another machine) runs the task all the same."""
+def _mark_started(checkpoints: str | None, key: str) -> None:
+    """Write ``checkpoints/key/started.json`` (see :data:`~psilon.bench.store.STARTED_NAME`);
+    the runner removes the folder with the row. Best effort: a worker that cannot write there
+    (a Dask worker on another machine) runs the task all the same. No-op without ``checkpoints``."""
+    if checkpoints is None:
+        return
+    folder = Path(checkpoints) / key
     try:
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(folder / STARTED_NAME, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
