@@ -313,6 +313,7 @@ def test_claim_statistics_have_the_known_answers():
     ratios = [1.0 - 0.01 * (i + 1) for i in range(21)] + [1.0 + 0.001 * j for j in range(1, 10)]
     assert std["geometric_mean_ratio"] == pytest.approx(math.exp(sum(map(math.log, ratios)) / 30))
     assert std["verdict"] == "reproduces"
+    assert std["log_ratios"] == pytest.approx({f"d{i:02d}": math.log(r) for i, r in enumerate(ratios)})
     assert (rf["wins"], rf["ties"], rf["losses"]) == (10, 2, 18)
     assert rf["sign_p"] == pytest.approx(_two_sided_binomial(10, 28), rel=1e-9)  # ties are left out
     assert rf["verdict"] == "does not reproduce"
@@ -573,6 +574,13 @@ def test_a_report_of_several_stores_opens_with_both_recipes_claims(tmp_path, syn
     # x1.2 turns the 12 datasets' wins (ratios 0.88 ... 0.99) into 12 losses
     assert "| `default-recipe-30` | standard-net | 12 of 30 | 0 | 0 | 12 |" in overview
     assert "Under `paper-exact`: against standard-net it **reproduces**" in overview
+    # the per-dataset ratio plot of each recipe: under the overview's table and its own claim table, not in Plots
+    for name in ("paper-exact", "default-recipe-30"):
+        image = f"![claim_{name}.png](plots/claim_{name}.png)"
+        assert image in overview and text.count(image) == 2 and (out / "plots" / f"claim_{name}.png").is_file()
+        assert summary[name]["claim"]["plot"] == f"claim_{name}.png"
+    assert image not in text[text.index("## Plots"):]
+    assert "claim_paper-exact.png" in json.loads((out / "summary.json").read_text())["plots"]
     assert "## Protocol `paper-exact`" in text and "## Protocol `synthetic`" in text
     assert (out / "plots" / "curves_synthetic_d1.png").is_file()  # curves read from their own store's folder
     assert not (a / "report.md").exists()

@@ -28,6 +28,8 @@ paper's 21 of 30 reproduces, is out of reach or still open, the same tests witho
 datasets where both models are saturated (test accuracy >= :data:`SATURATED_ACCURACY`), and the mean ranks on the
 datasets every model has finished with Friedman's test and Nemenyi's critical difference
 (:func:`critical_difference`, from ``scipy.stats.studentized_range``; ``plots/cd_<protocol>.png``).
+``plots/claim_<protocol>.png`` shows PSiLON Net / rival per dataset, sorted, with the
+saturated datasets hatched; the claim section (and the overview) shows it under its table.
 A report of several stores (both recipes, and the recipe ablation) opens with the claims of
 all its claim protocols in one table. An ablation protocol with labels ``psilon-net@<step>``
 and ``standard-net@<step>`` gets a table of PSiLON Net's wins at each step and
@@ -75,6 +77,9 @@ CLAIM_WINS, CLAIM_OF = 21, 30
 #: (both at or above it): their log losses there compare how sure predictions that are already
 #: right are, and tiny absolute differences make large ratios. The claim is also tested without them.
 SATURATED_ACCURACY = 0.999
+#: The claim plot draws ratios beyond this factor (either way) to it, labelled with their value
+#: and an arrow: the margins of most datasets are a few percent, a saturated log loss's several-fold.
+_CLAIM_PLOT_CLIP = 2.0
 #: Level of Nemenyi's critical difference.
 CD_ALPHA = 0.05
 
@@ -716,7 +721,9 @@ def _claim_summary(part: pd.DataFrame) -> dict[str, Any]:
             tests = _paired_tests(both[PSILON], both[rival])
             saturated = _saturated(accuracy, rival)
             kept = both.drop(index=saturated)
+            positive = both[(both > 0).all(axis=1)]
             rivals[rival] = {**tests, "verdict": _claim_verdict(tests["wins"], tests["datasets"]),
+                             "log_ratios": np.log(positive[PSILON] / positive[rival]).to_dict(),
                              "saturated": saturated,
                              "saturated_wins": int((both.loc[saturated, PSILON] < both.loc[saturated, rival]).sum()),
                              "unsaturated": _paired_tests(kept[PSILON], kept[rival]) if saturated else None}
@@ -924,10 +931,14 @@ def _claim_lines(name: str, c: dict[str, Any]) -> list[str]:
             f"| {rival} | {r['datasets']} of {of} | {r['wins']} | {r['ties']} | {r['losses']} | {_fmt_p(r['sign_p'])} | "
             f"{_fmt_p(r['wilcoxon_p'])} | {_fmt(r['geometric_mean_ratio'], 3)} | {r['verdict']} |"
         )
-    lines.append("")
+    lines += ["", *_plot_line(c.get("plot"))]
     lines += [f"Under this protocol's recipe (`{name}`), the paper's {need} of {of}: "
               + "; ".join(_verdict_sentence(rival, r, need, of) for rival, r in c["rivals"].items()) + ".", ""]
     return lines + _saturated_lines(c["rivals"]) + _rank_lines(c.get("ranks"))
+
+
+def _plot_line(name: str | None) -> list[str]:
+    return [f"![{name}](plots/{name})", ""] if name else []
 
 
 def _saturated_lines(rivals: dict[str, dict[str, Any]], head: str = "Saturated datasets") -> list[str]:
@@ -987,6 +998,55 @@ def _rank_lines(t: dict[str, Any] | None) -> list[str]:
     if t["groups"]:
         lines += ["Groups not significantly different: " + "; ".join("{" + ", ".join(g) + "}" for g in t["groups"]) + ".", ""]
     return lines
+
+
+def _claim_plot(c: dict[str, Any], protocol: str, plots: Path) -> list[str]:
+    """``claim_<protocol>.png``: one panel per rival, PSiLON Net / rival per dataset as bars of
+    the log ratio, sorted and labelled with the ratio (left of 1: PSiLON Net lower, a win);
+    saturated datasets hatched; ratios beyond :data:`_CLAIM_PLOT_CLIP` (either way) drawn to it."""
+    rivals = {rival: r for rival, r in c["rivals"].items() if r.get("log_ratios")}
+    if not rivals:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = max(len(r["log_ratios"]) for r in rivals.values())
+    fig, axes = plt.subplots(1, len(rivals), figsize=(5.6 * len(rivals), 1.4 + 0.26 * rows), squeeze=False,
+                             layout="constrained")
+    for ax, (rival, r) in zip(axes[0], rivals.items()):
+        ordered = sorted(r["log_ratios"].items(), key=lambda kv: kv[1])
+        logs = np.array([v for _, v in ordered])
+        reach = min(max(float(np.abs(logs).max()), math.log(1.1)), math.log(_CLAIM_PLOT_CLIP)) * 1.35
+        shown = np.clip(logs, -reach / 1.35, reach / 1.35)
+        y = np.arange(len(ordered))
+        bars = ax.barh(y, shown, color=np.where(logs < 0, "tab:blue", "tab:red"), alpha=0.8)
+        for bar, (dataset, v), end in zip(bars, ordered, shown):
+            if dataset in r["saturated"]:
+                bar.set_hatch("///")
+                bar.set_alpha(0.35)
+            arrow = ("" if end == v else " ▸") if v >= 0 else ("" if end == v else "◂ ")
+            ax.text(end + (0.02 if v >= 0 else -0.02) * reach, bar.get_y() + bar.get_height() / 2,
+                    f"{math.exp(v):.3g}{arrow}" if v >= 0 else f"{arrow}{math.exp(v):.3g}", va="center",
+                    ha="left" if v >= 0 else "right", fontsize=6)
+        steps = (0.5, 0.8, 1, 1.25, 2) if reach > math.log(1.3) else (0.9, 0.95, 1, 1.05, 1.1)
+        ticks = [t for t in steps if abs(math.log(t)) <= reach]
+        ax.set_xticks([math.log(t) for t in ticks], [f"{t:g}" for t in ticks], fontsize=7)
+        ax.set_xlim(-reach, reach)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(y, [d.split(":", 1)[-1] for d, _ in ordered], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"{PSILON} / {rival}, test metric (log axis)", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_title(f"vs {rival}: PSiLON Net lower on {r['wins']} of {r['datasets']} datasets\n"
+                     f"(the paper: {c['wins_needed']} of {c['of']})", fontsize=9)
+    fig.suptitle(f"PSiLON Net / rival per dataset (blue: PSiLON Net lower; hatched: saturated) — {protocol}",
+                 fontsize=9)
+    name = f"claim_{_slug(protocol)}.png"
+    _save(fig, plots / name)
+    plt.close(fig)
+    return [name]
 
 
 def _cd_plot(c: dict[str, Any], protocol: str, plots: Path) -> list[str]:
@@ -1435,6 +1495,8 @@ def write_report(
             plots += _ablation_plot(s["ablation"], name, read[0].folder, out / "plots")
         if "claim" in s:
             plots += _cd_plot(s["claim"], name, out / "plots")
+            # shown under the claim's table (and the overview's), not in the Plots section
+            s["claim"]["plot"] = next(iter(_claim_plot(s["claim"], name, out / "plots")), None)
         plots += _recipe_steps_plot(s.get("recipe_steps"), name, out / "plots")
     sections = ["# Benchmark report", ""]
     sections += _overview_lines({name: s["claim"] for name, s in summary.items() if "claim" in s})
@@ -1448,7 +1510,8 @@ def write_report(
     if plots:
         sections += ["## Plots", ""] + [f"![{p}](plots/{p})" for p in plots] + [""]
     atomic_write_text(out / "report.md", "\n".join(sections))
-    document: dict[str, Any] = {"protocols": summary, "plots": plots}
+    claim_plots = [s["claim"]["plot"] for s in summary.values() if s.get("claim", {}).get("plot")]
+    document: dict[str, Any] = {"protocols": summary, "plots": plots + claim_plots}
     unreadable = {str(part.folder): part.unreadable for part in read if part.unreadable}
     if unreadable:
         document["unreadable"] = next(iter(unreadable.values())) if len(stores) == 1 else unreadable
@@ -1523,6 +1586,8 @@ def _overview_lines(claims: dict[str, dict[str, Any]]) -> list[str]:
                 f"{r['verdict']} |"
             )
     lines.append("")
+    for name, c in claims.items():
+        lines += _plot_line(c.get("plot"))
     for name, c in claims.items():
         if c["rivals"]:
             lines += [f"Under `{name}`: " + "; ".join(_verdict_sentence(rival, r, need, of)
