@@ -90,7 +90,7 @@ def test_report_files_and_plots(synthetic_store, tmp_path):
     write_report(synthetic_store / STORE_NAME, out)
     text = (out / "report.md").read_text()
     assert "## Protocol `synthetic`" in text and "| **mean rank** |" in text
-    assert "psilon-net vs standard-net: 2 wins, 0 ties, 1 losses on 3 datasets (3 paired splits)" in text
+    assert "psilon-net vs standard-net: 2 wins, 0 ties, 1 loss on 3 datasets (3 paired splits)" in text
     assert "**0.4000**" in text and "0.3200 ± 0.0200" in text and "tabm-d needs pytabkit" in text
     assert "0.600 / 3.000" in text  # near-sparsity / Lipschitz bound of PSiLON Net on d1
     assert "d3 / standard-net: 1 of 2" in text
@@ -136,6 +136,30 @@ def test_a_resumed_command_with_a_new_deadline_is_the_same_command(synthetic_sto
     assert text.split("```")[1].strip().splitlines() == [first, second]
     assert "command 1 ran 3 times; command 2 ran 2 times." in text
     assert "3 of the 5 runs had a `--finish-by` deadline" in text
+
+
+def test_selected_lambdas_and_the_grids_ends_are_reported(tmp_path):
+    def net(dataset, model, split, chosen, grid=(1e-4, 1e-3, 1e-2)):
+        path = [{"lambda": lam, "val_loss": 1.0, "selected": lam == chosen} for lam in grid]
+        return {**_row(dataset, model, 0.5, split=split, near=0.5, lip=2.0), "selected": {"lambda": chosen}, "path": path}
+
+    rows = [net("d1", "psilon-net", 0, 1e-3), net("d1", "psilon-net", 1, 1e-4),  # the smallest on one split
+            net("d1", "standard-net", 0, 1e-2), net("d1", "standard-net", 1, 1e-2),
+            net("d2", "psilon-net", 0, 1e-3), net("d2", "standard-net", 0, 1e-3),
+            net("d3", "psilon-net", 0, 0.1, grid=(0.1,)),  # a grid of one lambda has no end to hit
+            {**_row("d1", "random-forest", 0.6), "selected": {"max_features": 0.5}}]
+    _store(tmp_path, rows)
+    d = write_report(tmp_path)["synthetic"]["datasets"]
+    assert d["d1"]["models"]["psilon-net"]["selected_lambdas"] == [1e-4, 1e-3]
+    assert d["d1"]["models"]["psilon-net"]["lambda_at_grid_end"] == ["smallest"]
+    assert d["d1"]["models"]["standard-net"]["lambda_at_grid_end"] == ["largest"]
+    assert d["d2"]["models"]["psilon-net"]["lambda_at_grid_end"] == [] and d["d3"]["models"]["psilon-net"]["lambda_at_grid_end"] == []
+    assert d["d1"]["models"]["random-forest"]["selected_lambdas"] == []
+    text = (tmp_path / "report.md").read_text()
+    assert "| d1 | 0.500 / 2.000 / 0.0001, 0.001 (end) | 0.500 / 2.000 / 0.01 (end) |" in text
+    assert "| d2 | 0.500 / 2.000 / 0.001 | 0.500 / 2.000 / 0.001 |" in text
+    assert ("At an end of the λ grid: psilon-net the smallest on 1 of 3 datasets; "
+            "standard-net the largest on 1 of 2 datasets.") in text
 
 
 def test_missing_store_is_a_clear_error(tmp_path):

@@ -227,9 +227,22 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
                 "resumed": bool(r.get("restored_checkpoints")),
                 "curves_file": r.get("curves_file"),
                 "selected": r.get("selected") or {},
+                **_selected_lambda(r),
             }
         )
     return pd.DataFrame.from_records(records)
+
+
+def _selected_lambda(row: dict[str, Any]) -> dict[str, Any]:
+    """``lambda``: the lambda a row's model selected (NaN: none, e.g. a forest); ``lambda_end``:
+    ``'smallest'`` or ``'largest'`` when it is an end of the lambdas its validation path tried
+    (the best lambda may then lie outside the grid), else ``''``."""
+    chosen = (row.get("selected") or {}).get("lambda")
+    if not isinstance(chosen, (int, float)):
+        return {"lambda": np.nan, "lambda_end": ""}
+    tried = [p["lambda"] for p in row.get("path") or [] if isinstance(p, dict) and isinstance(p.get("lambda"), (int, float))]
+    end = "" if len(tried) < 2 else "smallest" if chosen == min(tried) else "largest" if chosen == max(tried) else ""
+    return {"lambda": float(chosen), "lambda_end": end}
 
 
 def _model_order(names) -> list[str]:
@@ -288,6 +301,9 @@ def _summarize_protocol(part: pd.DataFrame, rows: list[dict[str, Any]]) -> dict[
         fit_seconds=("fit_seconds", "mean"),
     )
     stats["score_se"] = stats["score_std"] / np.sqrt(stats["n_splits"])
+    chosen = part.dropna(subset=["lambda"]).groupby(["dataset", "model"])
+    lambdas = chosen["lambda"].agg(lambda v: sorted(set(v))).to_dict()
+    ends = chosen["lambda_end"].agg(lambda v: sorted(set(v) - {""})).to_dict()
     means = stats["score"].unstack("model")
     scores = _split_scores(part)
     ranks = _paired_ranks(scores)
@@ -308,6 +324,8 @@ def _summarize_protocol(part: pd.DataFrame, rows: list[dict[str, Any]]) -> dict[
                 "near_sparsity": s["near_sparsity"],
                 "lipschitz_bound": s["lipschitz_bound"],
                 "fit_seconds": s["fit_seconds"],
+                "selected_lambdas": lambdas.get((dataset, model), []),
+                "lambda_at_grid_end": ends.get((dataset, model), []),
                 "rank": ranks.loc[dataset, model] if dataset in ranks.index and model in ranks.columns else None,
             }
         out["datasets"][dataset] = {
@@ -1217,12 +1235,15 @@ def _accuracy_table(datasets: dict[str, Any], models: list[str]) -> list[str]:
 
 
 def _network_table(datasets: dict[str, Any], models: list[str]) -> list[str]:
-    """Near-sparsity / Lipschitz bound of the models that report them (the networks)."""
+    """Near-sparsity / Lipschitz bound / selected lambda of the models that report them (the networks),
+    and how often a network selected an end of its lambda grid."""
     network = [m for m in models if any(d["models"].get(m, {}).get("near_sparsity") is not None for d in datasets.values())]
     if not network:
         return []
     lines = [
-        "Selected networks: near-sparsity (mean over neurons) / Lipschitz bound (l_inf input).",
+        "Selected networks: near-sparsity (mean over neurons) / Lipschitz bound (l_inf input) / selected λ (each "
+        "distinct one over the splits; \"(end)\": the smallest or largest λ of the grid, so a better one may lie "
+        "outside it).",
         "",
         "| dataset | " + " | ".join(network) + " |",
         "|---|" + "---:|" * len(network),
@@ -1231,9 +1252,20 @@ def _network_table(datasets: dict[str, Any], models: list[str]) -> list[str]:
         cells = []
         for m in network:
             v = d["models"].get(m, {})
-            cells.append(f"{_fmt(v.get('near_sparsity'), 3)} / {_fmt(v.get('lipschitz_bound'), 3)}")
+            lams = ", ".join(_fmt_setting(lam) for lam in v.get("selected_lambdas", [])) or "–"
+            end = " (end)" if v.get("lambda_at_grid_end") else ""
+            cells.append(f"{_fmt(v.get('near_sparsity'), 3)} / {_fmt(v.get('lipschitz_bound'), 3)} / {lams}{end}")
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
     lines.append("")
+    counts = []
+    for m in network:
+        selected = [d["models"][m] for d in datasets.values() if d["models"].get(m, {}).get("selected_lambdas")]
+        for end in ("smallest", "largest"):
+            n = sum(end in v.get("lambda_at_grid_end", []) for v in selected)
+            if n:
+                counts.append(f"{m} the {end} on {n} of {len(selected)} datasets")
+    if counts:
+        lines += ["At an end of the λ grid: " + "; ".join(counts) + ".", ""]
     return lines
 
 
@@ -1243,7 +1275,8 @@ def _wins_lines(wins: dict[str, Any]) -> list[str]:
     lines = ["PSiLON Net against its rivals (datasets where it has the lower mean test metric over the splits both have finished):", ""]
     for pair, w in wins.items():
         lines.append(
-            f"- {pair}: {w['wins']} wins, {w['ties']} ties, {w['losses']} losses on {w['datasets']} datasets"
+            f"- {pair}: {_wins(w['wins'])}, {w['ties']} ties, {w['losses']} loss{'' if w['losses'] == 1 else 'es'} "
+            f"on {w['datasets']} datasets"
             + (f" ({w['splits']} paired splits)" if w.get("splits") is not None else "")
         )
     lines.append("")
