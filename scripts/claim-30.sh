@@ -8,6 +8,8 @@
 #           (split 0 first, then 1-2)
 #   lane 2: paper-exact on the 6 ablation sets, then on all 30
 #   (once paper-exact is complete, lane 1 runs default-recipe-30 with two jobs: both cores)
+#   or, with `start exact-first`, one lane on both cores: lane 2 with two jobs, then lane 1
+#   with two jobs (paper-exact's verdict sooner; the same work in all)
 #
 # The ablation's end points are other stores' fits: @tabular is paper-tabular's, @exact is
 # paper-exact's. Lane 1 never runs them: it copies what paper-exact has finished
@@ -18,6 +20,7 @@
 #   FINISH_BY=21:45 scripts/claim-30.sh   # ... starting only tasks that should end by 21:45
 #                                  # (a session that stops then: the short tasks fill its end)
 #   scripts/claim-30.sh start lane1   # only one lane (e.g. after stopping it to pick up new code)
+#   scripts/claim-30.sh start exact-first   # paper-exact on both cores, then default-recipe-30 on both
 #   scripts/claim-30.sh stop       # stop both lanes now (a warm path keeps its finished lambdas)
 #   scripts/claim-30.sh status     # each store: tasks finished, tasks in flight and how far, the rest's estimate
 #   scripts/claim-30.sh reports    # copy the finished end points, write the four reports
@@ -62,18 +65,20 @@ lane1() {
     ablation_ends
     # Lane 2 ends with paper-exact: once it is complete, default-recipe-30 takes both cores
     # (the later --jobs overrides the one in RUN).
+    # ALONE=1: nothing runs beside this lane (exact-first), so both cores are its.
     local jobs=(--jobs 1)
-    if [ "$(tasks_left paper-exact)" = 0 ]; then jobs=(--jobs 2); fi
+    if [ "${ALONE:-0}" = 1 ] || [ "$(tasks_left paper-exact)" = 0 ]; then jobs=(--jobs 2); fi
     "$PSILON" bench default-recipe-30 --out "$R/default-recipe-30" "${RUN[@]}" "${jobs[@]}" --splits 0 \
         --reuse "$R/paper-tabular" --reuse "$R/paper-exact"
     "$PSILON" bench default-recipe-30 --out "$R/default-recipe-30" "${RUN[@]}" "${jobs[@]}" \
         --reuse "$R/paper-tabular" --reuse "$R/paper-exact"
 }
 
-lane2() {
-    "$PSILON" bench paper-exact --out "$R/paper-exact" "${RUN[@]}" --datasets "$SIX" \
+lane2() {  # EXACT_JOBS=2: both cores (exact-first)
+    local jobs=(--jobs "${EXACT_JOBS:-1}")
+    "$PSILON" bench paper-exact --out "$R/paper-exact" "${RUN[@]}" "${jobs[@]}" --datasets "$SIX" \
         --reuse "$R/paper-tabular" --reuse "$R/default-recipe-30"
-    "$PSILON" bench paper-exact --out "$R/paper-exact" "${RUN[@]}" \
+    "$PSILON" bench paper-exact --out "$R/paper-exact" "${RUN[@]}" "${jobs[@]}" \
         --reuse "$R/paper-tabular" --reuse "$R/default-recipe-30"
 }
 
@@ -102,6 +107,9 @@ start_lane() {  # start_lane lane1|lane2 [store pattern]: refuses if that lane's
                    >> results-logs/claim-30-lane1.log 2>&1 & ;;
         lane2) nohup bash -c "$(declare -f lane2); $(declare -p PSILON R SIX RUN); lane2" \
                    >> results-logs/claim-30-lane2.log 2>&1 & ;;
+        exact-first)
+            nohup bash -c "$(declare -f ablation_ends tasks_left lane1 lane2); $(declare -p PSILON R SIX RUN DEPTH4 SCHEDULE ENDS); EXACT_JOBS=2 ALONE=1; lane2; lane1" \
+                   >> results-logs/claim-30-exact-first.log 2>&1 & ;;
     esac
 }
 
@@ -113,7 +121,8 @@ case "${1:-start}" in
                   start_lane lane2 "paper-exact|default-recipe-30|recipe-ablation" ;;
             lane1) start_lane lane1 "default-recipe-30|recipe-ablation" ;;
             lane2) start_lane lane2 "paper-exact" ;;
-            *) echo "usage: $0 start [lane1|lane2]" >&2; exit 2 ;;
+            exact-first) start_lane exact-first "paper-exact|default-recipe-30|recipe-ablation" ;;
+            *) echo "usage: $0 start [lane1|lane2|exact-first]" >&2; exit 2 ;;
         esac
         echo "claim-30: ${2:-both lanes} started${FINISH_BY:+, starting only tasks that should end by $FINISH_BY}; logs in results-logs/, progress: $0 status"
         ;;
@@ -125,5 +134,5 @@ case "${1:-start}" in
         ;;
     status) "$PSILON" status "$R/paper-exact" "$R/recipe-ablation" "$R/default-recipe-30" ;;
     reports) reports ;;
-    *) echo "usage: $0 [start [lane1|lane2]|stop|status|reports]" >&2; exit 2 ;;
+    *) echo "usage: $0 [start [lane1|lane2|exact-first]|stop|status|reports]" >&2; exit 2 ;;
 esac

@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 from datetime import datetime, timedelta
 
 import pytest
@@ -66,6 +68,13 @@ def test_a_warm_path_in_flight_counts_its_lambdas_and_the_time_left(store):
     assert "last written 7 min ago; due about now" in late
     idle = format_status(store_status(out), now=datetime.fromtimestamp(now) + timedelta(hours=3))
     assert "last written 3.0 h ago; idle (no run is working on it): about 5 min left once one resumes it" in idle
+    # a run resumes it 3 h later: it redoes the unsaved lambda from its start, so it is not idle
+    marker = out / CHECKPOINTS_DIR / task.key / STARTED_NAME
+    marker.write_text("{}")
+    restart = now + 3 * 3600
+    os.utime(marker, (restart, restart))
+    resumed = format_status(store_status(out), now=datetime.fromtimestamp(restart) + timedelta(seconds=60))
+    assert "last written 3.0 h ago; about 4 min left" in resumed  # 300 s from the restart, 60 s of them gone
 
 
 def test_a_run_snapshot_in_flight_gives_its_step(store):
@@ -116,6 +125,19 @@ def test_command_line(store, tmp_path_factory, capsys):
     assert "4 of 16 tasks finished" in captured.out
     (line,) = captured.err.strip().splitlines()
     assert "psilon status: error:" in line and "no protocol.json" in line and str(empty) in line
+
+
+def test_a_reader_that_goes_away_ends_the_command_without_a_traceback(store):
+    """`psilon status ... | head`: the pipe closes under the command."""
+    out, _ = store
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to the pipe now fails with EPIPE
+    try:
+        proc = subprocess.run([sys.executable, "-m", "psilon.cli", "status", str(out), str(out)], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0 and proc.stderr == ""
 
 
 def test_a_protocol_read_back_needs_no_data(store, monkeypatch):
@@ -178,3 +200,10 @@ def test_every_task_marks_its_start_and_status_names_it_while_it_runs(store, mon
            "time (10 min)" in format_status(st, now=now)
     st.progress["models"]["random-forest"]["seconds"] = None
     assert "saves nothing midway (its model has no finished fit to time yet)" in format_status(st, now=now)
+    # a network saves its lambdas (or snapshots) midway: before its first save it has saved nothing yet
+    net = next(t for t in protocol.tasks() if t.model.label == "warm-net" and t.split_id == 0)
+    (out / CHECKPOINTS_DIR / net.key).mkdir()
+    (out / CHECKPOINTS_DIR / net.key / STARTED_NAME).write_text("{}")
+    st = store_status(out)
+    st.running = True
+    assert f"warm-net on {net.dataset}, split 0: started 0 min ago, nothing saved yet" in format_status(st)

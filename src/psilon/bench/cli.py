@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -210,7 +211,11 @@ def _status(args: argparse.Namespace) -> int:
             print(f"psilon status: error: {exc}", file=sys.stderr)
             code = 2
             continue
-        print(("\n" if i else "") + text)
+        try:
+            print(("\n" if i else "") + text, flush=True)
+        except BrokenPipeError:  # the reader has gone (`psilon status ... | head`): stop without a traceback
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit would fail again
+            return code
     return code
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from psilon.bench.models import MODELS
 from psilon.bench.protocols import Protocol, Task
 from psilon.bench.report import protocol_progress, read_usable, split_superseded, summarize
 from psilon.bench.store import CHECKPOINTS_DIR, STARTED_NAME, STORE_NAME, ResultStore
@@ -199,11 +200,12 @@ def _duration(seconds: float) -> str:
 
 
 def _eta(f: InFlight, now: datetime, condition: str = "") -> str:
-    """``seconds_left`` counted from the last write (the work after it is partly done), or
-    all of it when the task is idle: not written for over twice its ``interval``."""
+    """``seconds_left`` counted from the last write (the work after it is partly done) or from a
+    later start (a resumed task starts the unsaved part again), or all of it when the task is
+    idle: neither written nor started for over twice its ``interval``."""
     if f.seconds_left is None:
         return ""
-    since = (now - f.last_write).total_seconds()
+    since = (now - max(f.last_write, f.started or f.last_write)).total_seconds()
     if f.interval is not None and since > 2 * f.interval:
         return f"; idle (no run is working on it): about {_duration(f.seconds_left)} left once one resumes it{condition}"
     left = f.seconds_left - since
@@ -216,7 +218,9 @@ def _started_line(what: str, f: InFlight, now: datetime, running: bool, mean: fl
     if not running:
         return (f"  {what}: started {_duration(since)} ago by a run that is no longer writing to the store; it "
                 "saved nothing, so a re-run starts it again")
-    line = f"  {what}: started {_duration(since)} ago, saves nothing midway"
+    entry = MODELS.get(f.task.model.entry) if f.task is not None else None
+    saves = "nothing saved yet" if entry is not None and entry.checkpoints else "saves nothing midway"
+    line = f"  {what}: started {_duration(since)} ago, {saves}"
     if mean is None:
         return line + " (its model has no finished fit to time yet)"
     if mean - since > 30:
