@@ -77,6 +77,23 @@ def test_a_warm_path_in_flight_counts_its_lambdas_and_the_time_left(store):
     assert "last written 3.0 h ago; about 4 min left" in resumed  # 300 s from the restart, 60 s of them gone
 
 
+def test_a_warm_path_with_one_lambda_file_is_timed_by_its_models_recent_fits(store):
+    out, tasks = store
+    task = tasks[("warm-net", "sklearn:diabetes", 0)]
+    t0 = datetime.now().timestamp() - 600
+    _warm_files(out / CHECKPOINTS_DIR / task.key, [t0])  # one file: no gap between two to time
+    st = store_status(out)
+    (f,) = st.in_flight
+    assert (f.done, f.total, f.seconds_left) == (1, 5, None)
+    line = "warm-net on sklearn:diabetes, split 0: warm path, 1 of 5 lambdas done, last written 1 min ago"
+    assert format_status(st, now=datetime.fromtimestamp(t0 + 60)).count(line + "\n") == 1  # nothing to time it by
+    st.progress["models"]["warm-net"]["seconds"] = 500.0  # 100 s a lambda: 4 lambdas left are 400 s
+    assert f"{line}; about 6 min left at its model's recent mean fit time" in format_status(
+        st, now=datetime.fromtimestamp(t0 + 60))
+    assert "last written 4 min ago; idle (no run is working on it): about 7 min left once one resumes it at its " \
+           "model's recent mean fit time" in format_status(st, now=datetime.fromtimestamp(t0 + 250))
+
+
 def test_a_run_snapshot_in_flight_gives_its_step(store):
     out, tasks = store
     task = tasks[("run-net", "sklearn:breast_cancer", 0)]

@@ -27,7 +27,7 @@ import json
 import os
 import re
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -236,7 +236,11 @@ def _flight_line(f: InFlight, now: datetime, running: bool = True, mean: float |
     ago = "" if f.last_write is None else f", last written {_duration((now - f.last_write).total_seconds())} ago"
     if f.kind == "warm path":
         of = f" of {f.total}" if f.total is not None else ""
-        return f"  {what}: warm path, {f.done}{of} lambdas done{ago}{_eta(f, now)}"
+        basis = ""
+        if f.seconds_left is None and mean is not None and f.total:  # one lambda file: no gap to time yet
+            f = replace(f, seconds_left=mean * (f.total - f.done) / f.total, interval=mean / f.total)
+            basis = " at its model's recent mean fit time"
+        return f"  {what}: warm path, {f.done}{of} lambdas done{ago}{_eta(f, now, basis)}"
     if f.kind == "run":
         if f.done < 0:
             return f"  {what}: run snapshot unreadable right now{ago}"
