@@ -10,6 +10,7 @@ from psilon.bench.cli import main
 from psilon.bench.deadline import QUANTILE, TaskTimes, parse_finish_by, within_deadline
 from psilon.bench.report import RECENT_FITS as RECENT
 from psilon.bench.protocols import Protocol
+from psilon.bench import runner
 from psilon.bench.runner import CHECKPOINTS_DIR, STORE_NAME, run_protocol
 from psilon.bench.store import ResultStore
 
@@ -157,3 +158,22 @@ def test_two_processes_take_tasks_only_while_they_fit(tmp_path, tiny_protocol):
     summary = run_protocol(tiny_protocol, tmp_path, progress=False, jobs=2,
                            finish_by=datetime.now() + timedelta(minutes=30))
     assert summary.ok == 3 and len(summary.deferred) == 3
+
+
+def test_with_two_processes_a_task_is_taken_only_when_a_process_is_free(tiny_protocol):
+    """The deadline is checked when a task is taken from the queue, so the queue must be read only
+    when a process can start the task: a task taken early would be checked against a start time
+    that is not its own (a paper-exact network taken when one finished, started 14 minutes later)."""
+    tasks = [t for t in tiny_protocol.tasks() if t.model.label == "linear"]
+    results, pulls = [], []
+
+    def queue():
+        for task in tasks:
+            pulls.append(len(results))  # results the run had when it took this task
+            yield task
+
+    for row in runner._execute_all(queue(), None, jobs=2, scheduler=None, threads=1, lazy=True):
+        results.append(row)
+    assert len(results) == len(tasks) and all(r["status"] == "ok" for r in results)
+    # two processes: the i-th task (from 0) is taken once at least i - 1 results have come back
+    assert all(seen >= i - 1 for i, seen in enumerate(pulls)), pulls

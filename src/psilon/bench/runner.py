@@ -27,6 +27,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterable
+from itertools import islice
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -452,12 +453,39 @@ def _execute_all(todo: Iterable[Task], data_dir: str | None, *, jobs: int, sched
         for task in todo:
             yield execute_task(task, data_dir, threads, device, checkpoints)
         return
+    if lazy:
+        yield from _execute_as_processes_free(todo, jobs, data_dir, threads, device, checkpoints)
+        return
     from joblib import Parallel, delayed, parallel_config
 
     # The backend (with the initializer) is fixed when Parallel is created.
     with parallel_config(backend="loky", initializer=exit_with_parent, initargs=(os.getpid(),)):
         parallel = Parallel(n_jobs=jobs, return_as="generator_unordered", pre_dispatch="n_jobs" if lazy else "2 * n_jobs")
     yield from parallel(delayed(execute_task)(task, data_dir, threads, device, checkpoints) for task in todo)
+
+
+def _execute_as_processes_free(todo: Iterable[Task], jobs: int, *args):
+    """Yield result rows of ``execute_task(task, *args)`` run by ``jobs`` loky processes, taking the
+    next task from ``todo`` only when a process is free: a deadline (:func:`~psilon.bench.deadline.within_deadline`)
+    checks a task when it is taken, so it must be taken when it can start. (joblib's ``Parallel``
+    reads its input ahead of the free processes, even with ``pre_dispatch='n_jobs'``.)"""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    from joblib.externals.loky import get_reusable_executor
+
+    executor = get_reusable_executor(max_workers=jobs, initializer=exit_with_parent, initargs=(os.getpid(),))
+    queue, running = iter(todo), set()
+    try:
+        while True:
+            running |= {executor.submit(execute_task, task, *args) for task in islice(queue, jobs - len(running))}
+            if not running:
+                return
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+    finally:  # stopped early (an error, a closed generator): drop what has not started
+        for future in running:
+            future.cancel()
 
 
 #: Seconds between two checks of the watchdog thread of a worker.
