@@ -35,7 +35,12 @@ R=docs/results
 SIX=cpu_act,pol,house_16H,magic,twonorm,churn
 RUN=(--jobs 1 --threads 1 --no-progress --no-report)
 # A clock time (21:45) or an ISO date-time: every command of a lane resolves it alike.
-if [ -n "${FINISH_BY:-}" ]; then RUN+=(--finish-by "$FINISH_BY"); fi
+# A clock time is fixed to a date-time here, once: resolved by each command, a time passed
+# while the lane ran would mean tomorrow (a lane ran on past its 06:25 on 2026-12-01).
+if [ -n "${FINISH_BY:-}" ]; then
+    case $FINISH_BY in *T*|+*) ;; *) FINISH_BY=$(date -d "$FINISH_BY" +%Y-%m-%dT%H:%M:%S) ;; esac
+    RUN+=(--finish-by "$FINISH_BY")
+fi
 # The ablation's middle steps, @schedule+depth4 first: on cpu_act @schedule changed nothing
 # (ratio 1.021 -> 1.020), so the step that separates the 4th layer from the warm start
 # comes first on every set.

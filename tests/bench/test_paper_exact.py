@@ -280,7 +280,7 @@ def test_a_killed_independent_path_task_resumes_from_its_run_snapshot(tmp_path, 
     with pytest.raises(KeyboardInterrupt):
         run_protocol(one, folder, data_dir=data_dir, progress=False)
     saved = folder / CHECKPOINTS_DIR / task.key
-    assert [f.name for f in saved.iterdir()] == ["run.pt"]
+    assert sorted(f.name for f in saved.iterdir()) == ["run.pt", "started.json"]  # its snapshot, and its start
     (flight,) = store_status(folder).in_flight  # what `psilon status` says of it: its last snapshot's step
     assert (flight.task.key, flight.kind, flight.total) == (task.key, "run", 40) and 0 < flight.done < 30
     assert flight.seconds_left > 0  # the snapshot carries its training time: the pace

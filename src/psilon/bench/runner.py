@@ -471,9 +471,10 @@ def _execute_as_processes_free(todo: Iterable[Task], jobs: int, *args):
     reads its input ahead of the free processes, even with ``pre_dispatch='n_jobs'``.)"""
     from concurrent.futures import FIRST_COMPLETED, wait
 
-    from joblib.externals.loky import get_reusable_executor
+    # An executor of its own: loky's global reusable one is joblib's too, which expects its subclass.
+    from joblib.externals.loky import ProcessPoolExecutor
 
-    executor = get_reusable_executor(max_workers=jobs, initializer=exit_with_parent, initargs=(os.getpid(),))
+    executor = ProcessPoolExecutor(max_workers=jobs, initializer=exit_with_parent, initargs=(os.getpid(),))
     queue, running = iter(todo), set()
     try:
         while True:
@@ -483,9 +484,8 @@ def _execute_as_processes_free(todo: Iterable[Task], jobs: int, *args):
             done, running = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 yield future.result()
-    finally:  # stopped early (an error, a closed generator): drop what has not started
-        for future in running:
-            future.cancel()
+    finally:  # all done, or stopped early (an error, a closed generator): end the tasks still running
+        executor.shutdown(wait=not running, kill_workers=bool(running))
 
 
 #: Seconds between two checks of the watchdog thread of a worker.
