@@ -17,7 +17,7 @@
 # the rest later. Usage:
 #
 #   scripts/claim-30.sh            # start or resume both lanes in the background
-#   FINISH_BY=21:45 scripts/claim-30.sh   # ... starting only tasks that should end by 21:45
+#   FINISH_BY=21:45 scripts/claim-30.sh   # ... starting only tasks that should end by 21:45 (or +2h30m)
 #                                  # (a session that stops then: the short tasks fill its end)
 #   scripts/claim-30.sh start lane1   # only one lane (e.g. after stopping it to pick up new code)
 #   scripts/claim-30.sh start exact-first   # paper-exact on both cores, then default-recipe-30 on both
@@ -34,11 +34,18 @@ export PSILON_DATA_DIR=${PSILON_DATA_DIR:-../shared/data}
 R=docs/results
 SIX=cpu_act,pol,house_16H,magic,twonorm,churn
 RUN=(--jobs 1 --threads 1 --no-progress --no-report)
-# A clock time (21:45) or an ISO date-time: every command of a lane resolves it alike.
-# A clock time is fixed to a date-time here, once: resolved by each command, a time passed
-# while the lane ran would mean tomorrow (a lane ran on past its 06:25 on 2026-12-01).
+# A clock time (21:45), an ISO date-time or a duration (+2h30m), fixed here once to a
+# date-time by psilon's own parser: resolved by each command of a lane, a clock time passed
+# while the lane ran would mean tomorrow (a lane ran on past its 06:25 on 2026-12-01), and
+# +2h would move on with every command.
 if [ -n "${FINISH_BY:-}" ]; then
-    case $FINISH_BY in *T*|+*) ;; *) FINISH_BY=$(date -d "$FINISH_BY" +%Y-%m-%dT%H:%M:%S) ;; esac
+    FINISH_BY=$("$(dirname "$PSILON")/python" -c '
+import sys
+from psilon.bench.deadline import parse_finish_by
+try:
+    print(parse_finish_by(sys.argv[1]).isoformat(timespec="seconds"))
+except ValueError as exc:
+    sys.exit(f"claim-30: FINISH_BY: {exc}")' "$FINISH_BY")
     RUN+=(--finish-by "$FINISH_BY")
 fi
 # The ablation's middle steps, @schedule+depth4 first: on cpu_act @schedule changed nothing

@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from psilon.bench.report import recent_fits, summarize, write_report
@@ -323,6 +324,20 @@ def _exact_signed_rank_p(w_small, n):
         for total in range(len(counts) - 1, r - 1, -1):
             counts[total] += counts[total - r]
     return min(1.0, 2 * sum(counts[: w_small + 1]) / 2**n)
+
+
+def test_paired_tests_keep_the_log_ratios_of_positive_pairs_only():
+    """A zero score (a perfect fit) has no log ratio: it counts as a win, but the ratios' tests
+    and geometric mean need every ratio, so they are left out; the other ratios are kept."""
+    from psilon.bench.report import _paired_tests
+
+    ours, theirs = pd.Series({"a": 0.5, "b": 0.0, "c": 2.0}), pd.Series({"a": 1.0, "b": 0.1, "c": 1.0})
+    t = _paired_tests(ours, theirs)
+    assert (t["wins"], t["losses"], t["ties"]) == (2, 1, 0)
+    assert t["log_ratios"] == pytest.approx({"a": math.log(0.5), "c": math.log(2.0)})
+    assert t["geometric_mean_ratio"] is None and t["wilcoxon_p"] is None
+    positive = _paired_tests(ours.drop("b"), theirs.drop("b"))
+    assert positive["geometric_mean_ratio"] == pytest.approx(1.0) and positive["wilcoxon_p"] == pytest.approx(1.0)
 
 
 def test_claim_statistics_have_the_known_answers():

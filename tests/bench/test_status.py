@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -224,3 +225,41 @@ def test_every_task_marks_its_start_and_status_names_it_while_it_runs(store, mon
     st = store_status(out)
     st.running = True
     assert f"warm-net on {net.dataset}, split 0: started 0 min ago, nothing saved yet" in format_status(st)
+
+
+def test_a_task_whose_starting_process_has_ended_is_not_taken_for_running(store):
+    """A killed run leaves started.json behind; while a later run holds the lock, the marker's
+    pid (of this host, ended) says nobody works on that task, so status does not count it down."""
+    out, tasks = store
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    forest, net = tasks[("random-forest", "sklearn:diabetes", 0)], tasks[("warm-net", "sklearn:diabetes", 0)]
+    now = datetime.now()
+    markers = {
+        "ended": {"pid": ended.pid, "host": socket.gethostname()},
+        "alive": {"pid": os.getpid(), "host": socket.gethostname()},
+        "elsewhere": {"pid": ended.pid, "host": "another-machine"},
+        "older": {},
+    }
+    for name, marker in markers.items():
+        for folder in (out / CHECKPOINTS_DIR / forest.key, out / CHECKPOINTS_DIR / net.key):
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / STARTED_NAME).write_text(json.dumps(marker))
+        if not (out / CHECKPOINTS_DIR / net.key / "fold-1-lambda0.pt").exists():
+            for i in range(2):  # two lambdas done, a minute apart, the last one just now
+                file = out / CHECKPOINTS_DIR / net.key / f"fold-1-lambda{i}.pt"
+                file.write_bytes(b"weights")
+                os.utime(file, (now.timestamp() - 60 * (1 - i),) * 2)
+        st = store_status(out)
+        st.running = True  # another run holds the store
+        flights = {f.key: f for f in st.in_flight}
+        assert flights[forest.key].gone == flights[net.key].gone == (name == "ended"), name
+        text = format_status(st, now=now)
+        forest_line = next(line for line in text.splitlines() if "random-forest" in line)
+        net_line = next(line for line in text.splitlines() if "warm-net" in line)
+        if name == "ended":
+            assert "by a process that has ended; it saved nothing, so a re-run starts it again" in forest_line
+            assert "idle (no run is working on it): about 3 min left once one resumes it" in net_line
+        else:
+            assert "saves nothing midway" in forest_line and "ended" not in forest_line, name
+            assert "about 3 min left" in net_line and "idle" not in net_line, name

@@ -662,19 +662,22 @@ def _ablation_plot(a: dict[str, Any], protocol: str, base: Path, plots: Path) ->
 def _paired_tests(ours: pd.Series, theirs: pd.Series) -> dict[str, Any]:
     """Wins / ties / losses of ``ours`` (lower is better) against ``theirs`` per dataset, the two-sided
     sign test of the wins among the untied datasets, and the Wilcoxon signed-rank test of the
-    per-dataset log ratios ``log(ours / theirs)`` (the ratios against 1)."""
+    per-dataset log ratios ``log(ours / theirs)`` (the ratios against 1; with their geometric mean,
+    only when every score is positive). ``log_ratios``: by dataset, for the pairs of positive scores."""
     from scipy.stats import binomtest, wilcoxon
 
     wins, losses = int((ours < theirs).sum()), int((ours > theirs).sum())
+    positive = (ours > 0) & (theirs > 0)
+    log_ratios = np.log(ours[positive].astype(float) / theirs[positive].astype(float))
     out: dict[str, Any] = {"datasets": int(len(ours)), "wins": wins, "ties": int(len(ours)) - wins - losses,
-                           "losses": losses, "sign_p": None, "wilcoxon_p": None, "geometric_mean_ratio": None}
+                           "losses": losses, "sign_p": None, "wilcoxon_p": None, "geometric_mean_ratio": None,
+                           "log_ratios": log_ratios.to_dict()}
     if wins + losses:
         out["sign_p"] = float(binomtest(wins, wins + losses, 0.5, alternative="two-sided").pvalue)
-    if len(ours) and bool((ours > 0).all() and (theirs > 0).all()):
-        log_ratio = np.log(ours.to_numpy(float) / theirs.to_numpy(float))
-        out["geometric_mean_ratio"] = float(np.exp(log_ratio.mean()))
-        if np.any(log_ratio != 0):
-            out["wilcoxon_p"] = float(wilcoxon(log_ratio, zero_method="wilcox", alternative="two-sided").pvalue)
+    if len(ours) and bool(positive.all()):
+        out["geometric_mean_ratio"] = float(np.exp(log_ratios.mean()))
+        if np.any(log_ratios != 0):
+            out["wilcoxon_p"] = float(wilcoxon(log_ratios, zero_method="wilcox", alternative="two-sided").pvalue)
     return out
 
 
@@ -739,9 +742,7 @@ def _claim_summary(part: pd.DataFrame) -> dict[str, Any]:
             tests = _paired_tests(both[PSILON], both[rival])
             saturated = _saturated(accuracy, rival)
             kept = both.drop(index=saturated)
-            positive = both[(both > 0).all(axis=1)]
             rivals[rival] = {**tests, "verdict": _claim_verdict(tests["wins"], tests["datasets"]),
-                             "log_ratios": np.log(positive[PSILON] / positive[rival]).to_dict(),
                              "saturated": saturated,
                              "saturated_wins": int((both.loc[saturated, PSILON] < both.loc[saturated, rival]).sum()),
                              "unsaturated": _paired_tests(kept[PSILON], kept[rival]) if saturated else None}
@@ -1036,8 +1037,11 @@ def _claim_plot(c: dict[str, Any], protocol: str, plots: Path) -> list[str]:
     for ax, (rival, r) in zip(axes[0], rivals.items()):
         ordered = sorted(r["log_ratios"].items(), key=lambda kv: kv[1])
         logs = np.array([v for _, v in ordered])
-        reach = min(max(float(np.abs(logs).max()), math.log(1.1)), math.log(_CLAIM_PLOT_CLIP)) * 1.35
-        shown = np.clip(logs, -reach / 1.35, reach / 1.35)
+        # bars end within +-limit (the largest ratio, at least 1.1x, at most the clip); the
+        # axis reaches a third further, for the labels at the bars' ends
+        limit = min(max(float(np.abs(logs).max()), math.log(1.1)), math.log(_CLAIM_PLOT_CLIP))
+        shown = np.clip(logs, -limit, limit)
+        reach = limit * 1.35
         y = np.arange(len(ordered))
         bars = ax.barh(y, shown, color=np.where(logs < 0, "tab:blue", "tab:red"), alpha=0.8)
         for bar, (dataset, v), end in zip(bars, ordered, shown):

@@ -26,6 +26,7 @@ import fcntl
 import json
 import os
 import re
+import socket
 import statistics
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -56,6 +57,9 @@ class InFlight:
     has not saved yet) or ``'unknown'`` (an empty folder). ``started``: when the task last
     started (its ``started.json``), ``None`` without a marker. ``task`` is ``None`` for a folder whose key no
     task of the protocol has (a checkpoint of another protocol version: delete it).
+    ``gone``: the process that started the task (the pid and host in its marker) has ended,
+    so nothing works on it even while another run holds the store's lock; ``False`` when
+    that process lives or cannot be checked from here (another host, an older marker).
     ``seconds_left``: from ``last_write`` on. For a warm path, the lambdas left times the
     median time between two of its files (``None`` with fewer than two files); the median,
     so that a pause between two sessions does not count as a lambda's time. For a run, the
@@ -74,6 +78,7 @@ class InFlight:
     seconds_left: float | None = None
     interval: float | None = None
     started: datetime | None = None
+    gone: bool = False
 
 
 @dataclass
@@ -146,6 +151,26 @@ def _run(key: str, task: Task | None, file: Path) -> InFlight:
     return InFlight(key, task, "run", done, total, written, left, RUN_SNAPSHOT_SECONDS)
 
 
+def _starter_gone(marker: Path) -> bool:
+    """Whether the process named in a ``started.json`` has ended: ``True`` only when the
+    marker names a pid of this host that no process has now. A reused pid reads as alive
+    (the safe side: the task shows as in flight, as it did before markers carried pids)."""
+    try:
+        info = json.loads(marker.read_text())
+        pid, host = int(info["pid"]), info["host"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # a process of another user has that pid
+        return False
+    return False
+
+
 def in_flight(folder: Path, tasks: dict[str, Task], finished: set[str]) -> list[InFlight]:
     """The tasks with partial work in ``folder``'s ``checkpoints/``, leaving out the ``finished``
     keys; ``tasks`` by key name them (a folder of another key gets ``task=None``)."""
@@ -167,6 +192,7 @@ def in_flight(folder: Path, tasks: dict[str, Task], finished: set[str]) -> list[
         else:
             flight = InFlight(sub.name, task, "unknown", 0, None, None)
         flight.started = started
+        flight.gone = started is not None and _starter_gone(marker)
         found.append(flight)
     return found
 
@@ -202,11 +228,11 @@ def _duration(seconds: float) -> str:
 def _eta(f: InFlight, now: datetime, condition: str = "") -> str:
     """``seconds_left`` counted from the last write (the work after it is partly done) or from a
     later start (a resumed task starts the unsaved part again), or all of it when the task is
-    idle: neither written nor started for over twice its ``interval``."""
+    idle: neither written nor started for over twice its ``interval``, or its starter ``gone``."""
     if f.seconds_left is None:
         return ""
     since = (now - max(f.last_write, f.started or f.last_write)).total_seconds()
-    if f.interval is not None and since > 2 * f.interval:
+    if f.gone or (f.interval is not None and since > 2 * f.interval):
         return f"; idle (no run is working on it): about {_duration(f.seconds_left)} left once one resumes it{condition}"
     left = f.seconds_left - since
     return f"; about {_duration(left)} left{condition}" if left > 30 else "; due about now"
@@ -215,9 +241,9 @@ def _eta(f: InFlight, now: datetime, condition: str = "") -> str:
 def _started_line(what: str, f: InFlight, now: datetime, running: bool, mean: float | None) -> str:
     """A task with only its start marker: how long it has run, against its model's recent fits."""
     since = (now - f.started).total_seconds()
-    if not running:
-        return (f"  {what}: started {_duration(since)} ago by a run that is no longer writing to the store; it "
-                "saved nothing, so a re-run starts it again")
+    if not running or f.gone:
+        by = "a run that is no longer writing to the store" if not running else "a process that has ended"
+        return f"  {what}: started {_duration(since)} ago by {by}; it saved nothing, so a re-run starts it again"
     entry = MODELS.get(f.task.model.entry) if f.task is not None else None
     saves = "nothing saved yet" if entry is not None and entry.checkpoints else "saves nothing midway"
     line = f"  {what}: started {_duration(since)} ago, {saves}"
