@@ -991,9 +991,8 @@ def _saturated_lines(rivals: dict[str, dict[str, Any]], head: str = "Saturated d
 
 
 def _verdict_sentence(rival: str, r: dict[str, Any], need: int, of: int) -> str:
-    complete = r.get("complete", r["datasets"])
-    wins, seen = (r["complete_wins"], complete) if "complete_wins" in r else (r["wins"], r["datasets"])
-    left = max(of - seen, 0)
+    complete, wins = r["complete"], r["complete_wins"]
+    left = max(of - complete, 0)
     partial = ""
     if complete < r["datasets"]:  # some cells are means over fewer splits than the protocol's
         partial = (f"; the verdict counts the {complete} datasets where both have all {r['splits']} splits "
