@@ -224,7 +224,7 @@ def test_ranks_of_a_run_in_progress_are_paired_and_counted(tmp_path):
     assert s["mean_rank"] == pytest.approx({"tabm-d": 1.0, "psilon-net": 2.0, "random-forest": 2.0})
     assert s["n_datasets_ranked"] == {"psilon-net": 2, "random-forest": 2, "tabm-d": 1}
     text = (tmp_path / "report.md").read_text()
-    assert "| 1.00 (1 of 2) |" in text and "d1 / psilon-net: 1 of 2" in text
+    assert "| 1.00 (1 of 2) |" in text and "- psilon-net, 1 of 2 splits: 1 dataset (d1)" in text
 
 
 # ------------------------------------------------------------------- unreadable rows (issue #13)

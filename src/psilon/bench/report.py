@@ -1233,14 +1233,18 @@ def _score_table(s: dict[str, Any], models: list[str]) -> list[str]:
 
 
 def _incomplete_lines(s: dict[str, Any]) -> list[str]:
+    """The cells over fewer splits than their dataset's most complete model, one line per
+    model and split count (a run in progress leaves dozens: a line per cell was unreadable)."""
     if not s.get("incomplete"):
         return []
-    return [
-        "Cells over fewer splits than the dataset's most complete model (a run still in progress): "
-        + ", ".join(f"{c['dataset']} / {c['model']}: {c['n_splits']} of {c['of']}" for c in s["incomplete"])
-        + ".",
-        "",
-    ]
+    groups: dict[tuple[str, int, int], list[str]] = {}
+    for c in s["incomplete"]:
+        groups.setdefault((c["model"], c["n_splits"], c["of"]), []).append(c["dataset"])
+    lines = ["Cells over fewer splits than the dataset's most complete model (a run still in progress):", ""]
+    for (model, n, of), names in sorted(groups.items()):
+        count = f"{len(names)} dataset" + ("s" if len(names) > 1 else "")
+        lines.append(f"- {model}, {n} of {of} splits: {count} ({', '.join(names)})")
+    return lines + [""]
 
 
 def _accuracy_table(datasets: dict[str, Any], models: list[str]) -> list[str]:
