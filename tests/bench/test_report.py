@@ -94,7 +94,7 @@ def test_report_files_and_plots(synthetic_store, tmp_path):
     assert "psilon-net vs standard-net: 2 wins, 0 ties, 1 loss on 3 datasets (3 paired splits)" in text
     assert "**0.4000**" in text and "0.3200 ± 0.0200" in text and "tabm-d needs pytabkit" in text
     assert "0.600 / 3.000" in text  # near-sparsity / Lipschitz bound of PSiLON Net on d1
-    assert "d3 / standard-net: 1 of 2" in text
+    assert "- standard-net, 1 of 2 splits: 1 dataset (d3)" in text
     assert "over 10 finished tasks" in text and "| psilon-net | 4 | 1.00 |" in text
     summary = json.loads((out / "summary.json").read_text())
     plots = set(summary["plots"])
