@@ -673,3 +673,57 @@ def test_a_report_of_several_stores_opens_with_both_recipes_claims(tmp_path, syn
     # one claim protocol: no overview (its own section says it)
     write_report([a, synthetic_store], tmp_path / "one")
     assert "Does PSiLON Net win" not in (tmp_path / "one" / "report.md").read_text()
+
+
+def test_the_networks_are_compared_across_recipes_on_the_splits_both_ran(tmp_path):
+    """Each network whose settings differ between paper-exact and default-recipe-30, against
+    itself on the same data only (split settings, seed, preprocessing): default-recipe-30's
+    split 1 (seed 1) and a split of another kind do not pair; a baseline with the same settings
+    is not compared; a resumed task's fit time is left out of the times."""
+    from psilon.bench.report import recipes_compared
+
+    one, three = {"kind": "shuffle", "seeds": [0]}, {"kind": "shuffle", "seeds": [0, 1, 2]}
+    rows = []
+
+    def add(protocol, dataset, model, score, split_id, split, params, seconds, **extra):
+        row = _row(dataset, model, score, split=split_id)
+        rows.append({**row, "protocol": protocol, "key": f"{protocol}-{row['key']}", "split": split,
+                     "params": params, "fit_seconds": seconds, "preprocessing": {"standardize": True}, **extra})
+
+    for i in range(4):
+        d = f"d{i}"
+        for model, exact, default in (("psilon-net", 1.0, 0.9 if i < 3 else 1.1), ("standard-net", 1.2, 1.0)):
+            add("paper-exact", d, model, exact, 0, one, {"path": "warm"}, 100.0)
+            resumed = {"restored_checkpoints": [1]} if (model, i) == ("psilon-net", 3) else {}
+            add("default-recipe-30", d, model, default, 0, three, {"path": "independent"},
+                1.0 if resumed else 25.0, **resumed)
+            add("default-recipe-30", d, model, 5.0, 1, three, {"path": "independent"}, 25.0)  # seed 1: other data
+        add("paper-exact", d, "random-forest", 1.5, 0, one, {"n_estimators": 1000}, 3.0)
+        add("default-recipe-30", d, "random-forest", 1.5, 0, three, {"n_estimators": 1000}, 3.0)
+    add("paper-exact", "d9", "psilon-net", 1.0, 0, one, {"path": "warm"}, 100.0)
+    add("default-recipe-30", "d9", "psilon-net", 0.1, 0, {"kind": "kfold", "seeds": [0]}, {"path": "independent"}, 25.0)
+
+    c = recipes_compared(rows, "paper-exact", "default-recipe-30")
+    assert set(c["models"]) == {"psilon-net", "standard-net"}  # random forest: the same settings, the same fit
+    p = c["models"]["psilon-net"]
+    assert (p["datasets"], p["wins"], p["losses"]) == (4, 3, 1)
+    assert p["geometric_mean_ratio"] == pytest.approx(math.exp((3 * math.log(0.9) + math.log(1.1)) / 4))
+    assert p["median_seconds"] == {"paper-exact": 100.0, "default-recipe-30": 25.0} and p["time_ratio"] == pytest.approx(4.0)
+    s = c["models"]["standard-net"]
+    assert (s["datasets"], s["wins"], s["geometric_mean_ratio"]) == (4, 4, pytest.approx(1.0 / 1.2))
+    claim = c["claim"]["standard-net"]
+    assert (claim["paper-exact"]["wins"], claim["default-recipe-30"]["wins"]) == (4, 3)
+    assert claim["default-recipe-30"]["datasets"] == 4  # d9 pairs under neither: no standard-net there
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    _store(a, [r for r in rows if r["protocol"] == "paper-exact"])
+    _store(b, [r for r in rows if r["protocol"] == "default-recipe-30"])
+    write_report([a, b], tmp_path / "both")
+    text = (tmp_path / "both" / "report.md").read_text()
+    assert "### The same networks under both recipes" in text
+    assert "| psilon-net | 4 | 3 | 1 |" in text and "| 100 | 25 | 4.00 |" in text
+    assert ("PSiLON Net against standard-net: 4 wins of 4 under `paper-exact` (ratio 0.833), "
+            "3 wins of 4 under `default-recipe-30`") in text
+    document = json.loads((tmp_path / "both" / "summary.json").read_text())
+    assert document["recipes_compared"]["models"]["psilon-net"]["wins"] == 3
+    assert recipes_compared(rows, "paper-exact", "no-such-protocol") is None

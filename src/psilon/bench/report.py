@@ -57,7 +57,7 @@ from psilon.bench.protocols import PAPER_LAMBDAS, RECIPE_ABLATION_STEPS, SplitSp
 from psilon.bench.store import ResultStore, atomic_write_bytes, atomic_write_text
 from psilon.recovery.options import prepare_out_dir
 
-__all__ = ["critical_difference", "load_results", "read_usable", "summarize", "write_report"]
+__all__ = ["critical_difference", "load_results", "read_usable", "recipes_compared", "summarize", "write_report"]
 
 PSILON = "psilon-net"
 RIVALS = ("standard-net", "random-forest")
@@ -1557,6 +1557,9 @@ def write_report(
         plots += _recipe_steps_plot(s.get("recipe_steps"), name, out / "plots")
     sections = ["# Benchmark report", ""]
     sections += _overview_lines({name: s["claim"] for name, s in summary.items() if "claim" in s})
+    claimed = [name for name in CLAIM_PROTOCOLS if "claim" in summary.get(name, {})]
+    compared = recipes_compared(rows, *claimed[:2]) if len(claimed) >= 2 else None
+    sections += _recipes_compared_lines(compared)
     for part in read:
         sections += part.header
     for name, s in summary.items():
@@ -1569,6 +1572,8 @@ def write_report(
     atomic_write_text(out / "report.md", "\n".join(sections))
     claim_plots = [s["claim"]["plot"] for s in summary.values() if s.get("claim", {}).get("plot")]
     document: dict[str, Any] = {"protocols": summary, "plots": plots + claim_plots}
+    if compared:
+        document["recipes_compared"] = _nan_to_none(compared)
     unreadable = {str(part.folder): part.unreadable for part in read if part.unreadable}
     if unreadable:
         document["unreadable"] = next(iter(unreadable.values())) if len(stores) == 1 else unreadable
@@ -1650,6 +1655,93 @@ def _overview_lines(claims: dict[str, dict[str, Any]]) -> list[str]:
             lines += [f"Under `{name}`: " + "; ".join(_verdict_sentence(rival, r, need, of)
                                                     for rival, r in c["rivals"].items()) + ".", ""]
             lines += _saturated_lines(c["rivals"], f"Under `{name}`, saturated datasets")
+    return lines
+
+
+def recipes_compared(rows: list[dict[str, Any]], first: str, second: str) -> dict[str, Any] | None:
+    """Each model whose settings differ between protocols ``first`` and ``second`` (the
+    networks of two recipes), under ``second`` against itself under ``first`` on the splits
+    both ran on the same data (dataset, split settings, seed and preprocessing): the paired
+    tests of the per-dataset mean test metric (``wins``: ``second`` lower) and the fit times of the pairs
+    that both ran in one go (not resumed from checkpoints). Also PSiLON Net against each
+    rival under both recipes on those same splits (``claim``), which separates what the
+    recipe changes from what the other splits change. ``None`` when no split pairs up."""
+    frame = _same_data_frame(rows, (first, second))
+    if frame.empty or frame["protocol"].nunique() < 2:
+        return None
+    params = frame.groupby(["model", "protocol"])["params"].first().unstack("protocol")
+    changed = [m for m in params.index if params.loc[m].notna().all() and params.loc[m, first] != params.loc[m, second]]
+    out: dict[str, Any] = {"first": first, "second": second, "models": {}, "claim": {}}
+    for model in _model_order(changed):
+        wide = frame[frame["model"] == model].pivot_table(index=["dataset", "data"], columns="protocol",
+                                                          values=["score", "fit_seconds", "resumed"], aggfunc="first")
+        wide = wide.dropna()
+        if wide.empty:
+            continue
+        means = wide["score"].groupby(level="dataset").mean()  # one pair per dataset, as the claim's
+        tests = _paired_tests(means[second], means[first])
+        whole = wide[~wide["resumed"].astype(bool).any(axis=1)]["fit_seconds"]
+        out["models"][model] = {**tests, "median_seconds": {p: float(whole[p].median()) if len(whole) else None
+                                                            for p in (first, second)},
+                                "time_ratio": float(whole[first].sum() / whole[second].sum()) if len(whole) else None}
+    scores = frame.pivot_table(index=["dataset", "data"], columns=["protocol", "model"], values="score", aggfunc="first")
+    for rival in RIVALS:
+        pair = [(p, m) for p in (first, second) for m in (PSILON, rival)]
+        if all(c in scores.columns for c in pair):
+            both = scores[pair].dropna().groupby(level="dataset").mean()
+            out["claim"][rival] = {p: {k: v for k, v in _paired_tests(both[(p, PSILON)], both[(p, rival)]).items()
+                                       if k != "log_ratios"} for p in (first, second)}
+    return out if out["models"] or out["claim"] else None
+
+
+def _same_data_frame(rows: list[dict[str, Any]], protocols: tuple[str, ...]) -> pd.DataFrame:
+    """The ok rows of ``protocols``, with ``data``: what makes two rows' data the same."""
+    records = []
+    for r in rows:
+        if r.get("status") != "ok" or r.get("protocol") not in protocols:
+            continue
+        split = dict(r.get("split") or {})
+        seeds = split.pop("seeds", None) or [0]
+        seed = seeds[r["split_id"]] if r["split_id"] < len(seeds) else None
+        records.append({"protocol": r["protocol"], "model": r["model"], "dataset": r["dataset"],
+                        "data": canonical_json([split, seed, r.get("preprocessing")]),
+                        "params": canonical_json(r.get("params") or {}),
+                        "score": r["metrics"]["test"][r["primary_metric"]],
+                        "fit_seconds": r.get("fit_seconds", np.nan), "resumed": bool(r.get("restored_checkpoints"))})
+    return pd.DataFrame.from_records(records)
+
+
+def _recipes_compared_lines(c: dict[str, Any] | None) -> list[str]:
+    if not c:
+        return []
+    first, second = c["first"], c["second"]
+    lines = [
+        "### The same networks under both recipes",
+        "",
+        f"Each network under `{second}` against itself under `{first}`, on the splits both ran (the same rows, "
+        f"split and preprocessing). Lower: how many datasets each recipe gave the lower test metric; ratio: "
+        f"geometric mean of `{second}` / `{first}`; fit time: median seconds of a task, and the total under "
+        f"`{first}` over the total under `{second}` (the pairs that ran in one go).",
+        "",
+        f"| model | datasets | `{second}` lower | `{first}` lower | sign test p | Wilcoxon p | ratio | "
+        f"median fit s, `{first}` | median fit s, `{second}` | time ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for model, m in c["models"].items():
+        lines.append(
+            f"| {model} | {m['datasets']} | {m['wins']} | {m['losses']} | {_fmt_p(m['sign_p'])} | "
+            f"{_fmt_p(m['wilcoxon_p'])} | {_fmt(m['geometric_mean_ratio'], 3)} | {_fmt(m['median_seconds'][first], 0)} | "
+            f"{_fmt(m['median_seconds'][second], 0)} | {_fmt(m['time_ratio'], 2)} |"
+        )
+    lines.append("")
+    for rival, r in c["claim"].items():
+        a, b = r[first], r[second]
+        lines += [
+            f"On those same splits, PSiLON Net against {rival}: {_wins(a['wins'])} of {a['datasets']} under `{first}` "
+            f"(ratio {_fmt(a['geometric_mean_ratio'], 3)}), {_wins(b['wins'])} of {b['datasets']} under `{second}` "
+            f"(ratio {_fmt(b['geometric_mean_ratio'], 3)}).",
+            "",
+        ]
     return lines
 
 
