@@ -5,7 +5,8 @@
 # processes never wait on a store's lock.
 #
 #   lane 1: recipe-ablation's middle steps (@schedule+depth4 first), then default-recipe-30
-#           (split 0 first, then 1-2)
+#           (split 0 first, then splits 1-2 of the claim's models, PSiLON Net, StandardNet
+#           and random forest, whose verdict needs all 3 splits; then the other models)
 #   lane 2: paper-exact on the 6 ablation sets, then on all 30
 #   (once paper-exact is complete, lane 1 runs default-recipe-30 with two jobs: both cores)
 #   or, with `start exact-first`, one lane on both cores: lane 2 with two jobs, then lane 1
@@ -21,6 +22,7 @@
 #                                  # (a session that stops then: the short tasks fill its end)
 #   scripts/claim-30.sh start lane1   # only one lane (e.g. after stopping it to pick up new code)
 #   scripts/claim-30.sh start exact-first   # paper-exact on both cores, then default-recipe-30 on both
+#   scripts/claim-30.sh run lane1  # a lane in the foreground (its commands in this terminal; Ctrl-C stops it)
 #   scripts/claim-30.sh stop       # stop both lanes now (a warm path keeps its finished lambdas)
 #   scripts/claim-30.sh status     # each store: tasks finished, tasks in flight and how far, the rest's estimate
 #   scripts/claim-30.sh reports    # copy the finished end points, write the four reports
@@ -53,6 +55,9 @@ fi
 # comes first on every set.
 DEPTH4=standard-net@schedule+depth4,psilon-net@schedule+depth4
 SCHEDULE=standard-net@schedule,psilon-net@schedule
+# The models of default-recipe-30's verdict on 21 of 30 (PSiLON Net against each rival):
+# their splits 1-2 come before the other models', so the verdict is settled first.
+CLAIM_MODELS=psilon-net,standard-net,random-forest
 ENDS=(--reuse "$R/paper-tabular" --reuse "$R/paper-exact")
 
 ablation_ends() {
@@ -81,6 +86,8 @@ lane1() {
     local jobs=(--jobs 1)
     if [ "${ALONE:-0}" = 1 ] || [ "$(tasks_left paper-exact)" = 0 ]; then jobs=(--jobs 2); fi
     "$PSILON" bench default-recipe-30 --out "$R/default-recipe-30" "${RUN[@]}" "${jobs[@]}" --splits 0 \
+        --reuse "$R/paper-tabular" --reuse "$R/paper-exact"
+    "$PSILON" bench default-recipe-30 --out "$R/default-recipe-30" "${RUN[@]}" "${jobs[@]}" --models "$CLAIM_MODELS" \
         --reuse "$R/paper-tabular" --reuse "$R/paper-exact"
     "$PSILON" bench default-recipe-30 --out "$R/default-recipe-30" "${RUN[@]}" "${jobs[@]}" \
         --reuse "$R/paper-tabular" --reuse "$R/paper-exact"
@@ -115,12 +122,12 @@ start_lane() {  # start_lane lane1|lane2 [store pattern]: refuses if that lane's
     fi
     mkdir -p results-logs
     case $1 in
-        lane1) nohup bash -c "$(declare -f ablation_ends tasks_left lane1); $(declare -p PSILON R RUN DEPTH4 SCHEDULE ENDS); lane1" \
+        lane1) nohup bash -c "$(declare -f ablation_ends tasks_left lane1); $(declare -p PSILON R RUN DEPTH4 SCHEDULE CLAIM_MODELS ENDS); lane1" \
                    >> results-logs/claim-30-lane1.log 2>&1 & ;;
         lane2) nohup bash -c "$(declare -f lane2); $(declare -p PSILON R SIX RUN); lane2" \
                    >> results-logs/claim-30-lane2.log 2>&1 & ;;
         exact-first)
-            nohup bash -c "$(declare -f ablation_ends tasks_left lane1 lane2); $(declare -p PSILON R SIX RUN DEPTH4 SCHEDULE ENDS); EXACT_JOBS=2 ALONE=1; lane2; lane1" \
+            nohup bash -c "$(declare -f ablation_ends tasks_left lane1 lane2); $(declare -p PSILON R SIX RUN DEPTH4 SCHEDULE CLAIM_MODELS ENDS); EXACT_JOBS=2 ALONE=1; lane2; lane1" \
                    >> results-logs/claim-30-exact-first.log 2>&1 & ;;
     esac
 }
@@ -144,7 +151,14 @@ case "${1:-start}" in
         pkill -f "psilon bench (paper-exact|recipe-ablation|default-recipe-30) " || true
         echo "claim-30: lanes stopped; '$0' resumes them"
         ;;
+    run)
+        case "${2:-}" in
+            lane1) lane1 ;;
+            lane2) lane2 ;;
+            *) echo "usage: $0 run lane1|lane2" >&2; exit 2 ;;
+        esac
+        ;;
     status) "$PSILON" status "$R/paper-exact" "$R/recipe-ablation" "$R/default-recipe-30" ;;
     reports) reports ;;
-    *) echo "usage: $0 [start [lane1|lane2|exact-first]|stop|status|reports]" >&2; exit 2 ;;
+    *) echo "usage: $0 [start [lane1|lane2|exact-first] | run lane1|lane2 | stop | status | reports]" >&2; exit 2 ;;
 esac

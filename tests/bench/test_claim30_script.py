@@ -1,5 +1,6 @@
 """``scripts/claim-30.sh`` fixes FINISH_BY to one date-time before any command runs, so
-every command of a lane that runs for hours stops starting tasks at the same moment."""
+every command of a lane that runs for hours stops starting tasks at the same moment; and
+lane 1 settles default-recipe-30's verdict before it runs the other models."""
 
 import os
 import subprocess
@@ -65,3 +66,22 @@ def test_a_bad_finish_by_stops_the_script_before_any_command(fake_psilon):
     assert done.returncode != 0
     assert "claim-30: FINISH_BY: finish-by 'half past nine': expected a time of day" in done.stderr
     assert not log.exists()
+
+
+def test_lane1_runs_the_claims_models_on_all_splits_before_the_other_models(fake_psilon):
+    """default-recipe-30's verdict needs PSiLON Net, StandardNet and random forest on all 3
+    splits: lane 1 runs those before the other models' splits 1-2 (`run lane1`: in the foreground)."""
+    psilon, log = fake_psilon
+    env = {k: v for k, v in os.environ.items() if k != "FINISH_BY"}
+    done = subprocess.run(["bash", str(SCRIPT), "run", "lane1"], env={**env, "PSILON": str(psilon)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    default = [c.split() for c in log.read_text().splitlines() if c.startswith("bench default-recipe-30 ")]
+    assert len(default) == 3, default
+    first, claim, rest = default
+    assert first[first.index("--splits") + 1] == "0" and "--models" not in first
+    assert claim[claim.index("--models") + 1] == "psilon-net,standard-net,random-forest" and "--splits" not in claim
+    assert "--models" not in rest and "--splits" not in rest
+    bad = subprocess.run(["bash", str(SCRIPT), "run", "lane3"], env={**env, "PSILON": str(psilon)},
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "usage" in bad.stderr
