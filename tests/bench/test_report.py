@@ -727,3 +727,33 @@ def test_the_networks_are_compared_across_recipes_on_the_splits_both_ran(tmp_pat
     document = json.loads((tmp_path / "both" / "summary.json").read_text())
     assert document["recipes_compared"]["models"]["psilon-net"]["wins"] == 3
     assert recipes_compared(rows, "paper-exact", "no-such-protocol") is None
+
+
+def test_progress_of_a_claim_protocol_says_what_its_verdict_waits_for():
+    """The verdict on 21 of 30 needs PSiLON Net and its rivals on every split: the progress
+    counts their tasks left and what those cost, apart from the other models'."""
+    from psilon.bench.report import _progress_lines, claim_wait, protocol_progress
+
+    split = {"kind": "shuffle", "seeds": [0, 1, 2]}
+    seconds = {"psilon-net": 3600.0, "standard-net": 1800.0, "random-forest": 36.0, "hist-gb": 10.0}
+    done = {("d00", "psilon-net"): 3, ("d01", "psilon-net"): 1, ("d00", "standard-net"): 1, ("d01", "standard-net"): 1,
+            ("d00", "random-forest"): 3, ("d01", "random-forest"): 3, ("d00", "hist-gb"): 1}
+    rows = []
+    for (d, model), n in done.items():
+        for k in range(n):
+            row = _row(d, model, 0.5, split=k)
+            rows.append({**row, "protocol": "default-recipe-30", "key": f"dr-{row['key']}", "split": split,
+                         "fit_seconds": seconds[model]})
+    info = {"datasets": ["d00", "d01"], "split": split, "models": [{"label": m} for m in seconds]}
+    p = protocol_progress(summarize(rows)["default-recipe-30"], info)
+    assert (p["tasks"], p["done"]) == (24, 13)
+    c = p["claim"]
+    assert c["models"] == ["psilon-net", "standard-net", "random-forest"]
+    assert (c["tasks"], c["done"], c["unestimated"]) == (18, 12, [])
+    assert c["hours_left"] == pytest.approx(2 * 1.0 + 4 * 0.5)  # 2 PSiLON Nets, 4 StandardNets, no forest
+    assert claim_wait(c) == ("the verdict on 21 of 30 waits for 6 tasks of psilon-net, standard-net and "
+                             "random-forest (about 4.0 core-hours)")
+    lines = "\n".join(_progress_lines(p))
+    assert "The verdict on 21 of 30 waits for 6 tasks" in lines
+    plain = [{**r, "protocol": "synthetic"} for r in rows]
+    assert "claim" not in protocol_progress(summarize(plain)["synthetic"], info)

@@ -263,3 +263,17 @@ def test_a_task_whose_starting_process_has_ended_is_not_taken_for_running(store)
         else:
             assert "saves nothing midway" in forest_line and "ended" not in forest_line, name
             assert "about 3 min left" in net_line and "idle" not in net_line, name
+
+
+def test_status_says_what_a_claim_protocols_verdict_waits_for(store):
+    """A claim protocol's progress has ``claim`` (its verdict's models): status adds a line for it."""
+    import dataclasses
+
+    out, _ = store
+    st = store_status(out)
+    assert "claim" not in st.progress and "verdict" not in format_status(st)  # tiny is no claim protocol
+    claim = {"models": ["psilon-net", "standard-net"], "tasks": 6, "done": 2, "hours_left": 1.5, "unestimated": []}
+    text = format_status(dataclasses.replace(st, progress={**st.progress, "claim": claim}))
+    assert text.endswith("\nthe verdict on 21 of 30 waits for 4 tasks of psilon-net and standard-net (about 1.5 core-hours)")
+    done = format_status(dataclasses.replace(st, progress={**st.progress, "claim": {**claim, "done": 6}}))
+    assert "verdict" not in done

@@ -1336,7 +1336,8 @@ def protocol_progress(s: dict[str, Any], protocol_info: dict[str, Any]) -> dict[
     (its datasets times its splits), those finished (``ok``) and the rest; the estimate of
     the rest is its count times that mean fit time (``seconds``) of the model's last
     :data:`RECENT_FITS` finished tasks that ran in one go (one thread each, so task-hours
-    are core-hours), ``None`` while none has finished.
+    are core-hours), ``None`` while none has finished. For a claim protocol (``s`` has a
+    ``claim``), ``claim``: the same totals over the models its verdict compares.
     """
     datasets = list(protocol_info.get("datasets", []))
     per_model = len(datasets) * len(SplitSpec(**protocol_info.get("split", {})).split_ids)
@@ -1350,13 +1351,21 @@ def protocol_progress(s: dict[str, Any], protocol_info: dict[str, Any]) -> dict[
         left = per_model - done
         models[label] = {"tasks": per_model, "done": done, "left": left, "seconds": recent,
                          "hours_left": None if mean_hours is None else left * mean_hours}
+    out = _progress_of(models)
+    out["models"] = models
+    claim = [m for m in (PSILON, *RIVALS) if m in models] if "claim" in s else []
+    if claim:  # the verdict on 21 of 30 waits for these models on every split
+        out["claim"] = {"models": claim, **_progress_of({m: models[m] for m in claim})}
+    return out
+
+
+def _progress_of(models: dict[str, Any]) -> dict[str, Any]:
     known = [m["hours_left"] for m in models.values() if m["hours_left"] is not None]
     return {
         "tasks": sum(m["tasks"] for m in models.values()),
         "done": sum(m["done"] for m in models.values()),
         "hours_left": sum(known),
         "unestimated": sorted(k for k, m in models.items() if m["hours_left"] is None and m["left"]),
-        "models": models,
     }
 
 
@@ -1377,7 +1386,18 @@ def _progress_lines(p: dict[str, Any] | None) -> list[str]:
         hours = "?" if m["hours_left"] is None else f"{m['hours_left']:.1f}"
         lines.append(f"| {label} | {m['done']} of {m['tasks']} | {m['left']} | {hours} |")
     lines.append("")
+    c = p.get("claim")
+    if c and c["done"] < c["tasks"]:
+        lines += [claim_wait(c).capitalize() + ".", ""]
     return lines
+
+
+def claim_wait(c: dict[str, Any]) -> str:
+    """What a claim protocol's verdict still waits for (``c``: the ``claim`` of
+    :func:`protocol_progress`): its models' tasks left and their cost."""
+    names = ", ".join(c["models"][:-1]) + " and " + c["models"][-1] if len(c["models"]) > 1 else c["models"][0]
+    cost = (f"at least {c['hours_left']:.1f} core-hours" if c["unestimated"] else f"about {c['hours_left']:.1f} core-hours")
+    return f"the verdict on {CLAIM_WINS} of {CLAIM_OF} waits for {c['tasks'] - c['done']} tasks of {names} ({cost})"
 
 
 def _notes_and_errors(s: dict[str, Any]) -> list[str]:

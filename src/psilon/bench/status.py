@@ -37,7 +37,7 @@ import torch
 
 from psilon.bench.models import MODELS
 from psilon.bench.protocols import Protocol, Task
-from psilon.bench.report import protocol_progress, read_usable, split_superseded, summarize
+from psilon.bench.report import claim_wait, protocol_progress, read_usable, split_superseded, summarize
 from psilon.bench.store import CHECKPOINTS_DIR, STARTED_NAME, STORE_NAME, ResultStore
 from psilon.train.checkpoint import RUN_SNAPSHOT_SECONDS
 
@@ -301,4 +301,6 @@ def format_status(st: StoreStatus, now: datetime | None = None) -> str:
             rest = (f"at least {p['hours_left']:.1f} core-hours ({names} not counted: no finished task to time)"
                     if p["hours_left"] > 0 else f"not estimated ({names}: no finished task to time)")
         lines.append(f"left: {p['tasks'] - p['done']} tasks, {rest} (as in the report's Progress section)")
+        if p.get("claim") and p["claim"]["done"] < p["claim"]["tasks"]:
+            lines.append(claim_wait(p["claim"]))
     return "\n".join(lines)
