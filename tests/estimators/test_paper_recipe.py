@@ -1,9 +1,15 @@
 """The paper's recipe stays reproducible: with ``init='paper', learning_rate=2e-3, length_lr_scale=1,
-restore='final', patience=None`` the estimators give bit for bit what psilon gave before
+restore='final', patience=None`` the estimators give what psilon gave before
 the faster default recipe (values recorded with the code of commit 51e0b05, recorded again
 when training began to flush denormal floats to zero: the values moved by up to 1e-5
 relative, e.g. the MLP's first validation loss 0.96775252 -> 0.96775591), and the
-benchmark's PSiLON entries run that recipe unless a protocol asks otherwise."""
+benchmark's PSiLON entries run that recipe unless a protocol asks otherwise.
+
+"Bit for bit" holds on one machine only: CI's machine gave the values from before the
+flush (0.96775252 again), since whether denormals are flushed, and the order in which
+the CPU's kernels sum, are the hardware's. So the recorded values are compared to a
+relative 1e-4: ten times the largest such move, and far below what any change of the
+recipe does (the default recipe moves the predictions by more than 1%, see below)."""
 
 import numpy as np
 import pytest
@@ -11,6 +17,8 @@ from sklearn.datasets import load_diabetes
 
 from psilon import PSiLONClassifier, PSiLONRegressor
 from psilon.bench.models import PAPER_RECIPE, get_model
+
+RTOL = 1e-4
 
 PAPER = dict(init="paper", learning_rate=2e-3, length_lr_scale=1.0, restore="final", patience=None, device="cpu")
 SMALL = dict(width=16, depth=3, max_steps=150, lambdas=[1e-3, 1e-1], random_state=0)
@@ -23,23 +31,23 @@ def test_paper_recipe_reproduces_the_earlier_regressor_exactly(architecture):
     m = PSiLONRegressor(architecture=architecture, **SMALL, **PAPER).fit(X, y)
     want = GOLDEN[architecture]
     assert m.lambda_ == want["lambda_"]
-    assert m.path_.val_loss.tolist() == want["val"]
-    assert m.predict(X[:5]).tolist() == want["pred"]
-    assert m.lipschitz_bound_ == want["lip"]
+    np.testing.assert_allclose(m.path_.val_loss, want["val"], rtol=RTOL)
+    np.testing.assert_allclose(m.predict(X[:5]), want["pred"], rtol=RTOL)
+    np.testing.assert_allclose(m.lipschitz_bound_, want["lip"], rtol=RTOL)
 
 
 def test_paper_recipe_reproduces_the_earlier_classifier_exactly():
     X, y = load_diabetes(return_X_y=True)
     yb = (y > np.median(y)).astype(int)
     c = PSiLONClassifier(**SMALL, **PAPER).fit(X, yb)
-    assert c.path_.val_loss.tolist() == GOLDEN["clf"]["val"]
-    assert c.predict_proba(X[:5])[:, 1].tolist() == GOLDEN["clf"]["proba"]
+    np.testing.assert_allclose(c.path_.val_loss, GOLDEN["clf"]["val"], rtol=RTOL)
+    np.testing.assert_allclose(c.predict_proba(X[:5])[:, 1], GOLDEN["clf"]["proba"], rtol=RTOL)
 
 
 def test_the_default_recipe_differs_from_the_paper_recipe():
     X, y = load_diabetes(return_X_y=True)
     default = PSiLONRegressor(**SMALL).fit(X, y)
-    assert default.predict(X[:5]).tolist() != GOLDEN["mlp"]["pred"]
+    assert not np.allclose(default.predict(X[:5]), GOLDEN["mlp"]["pred"], rtol=1e-2)
 
 
 def test_benchmark_psilon_entries_run_the_paper_recipe_unless_told_otherwise():
